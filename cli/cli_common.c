@@ -1,0 +1,137 @@
+// Shared subcommand helpers (see cli_common.h).
+#include "cli_common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/hy_error.h"
+#include "../model/chat_template.h"
+
+int cli_error(const char *cmd) {
+    fprintf(stderr, "hybrid %s: error: %s\n", cmd, hy_last_error());
+    return 1;
+}
+
+const char *cli_tokenizer_path(const char *dir, const char *tokenizer_arg, char *buf, size_t n) {
+    if (tokenizer_arg) return tokenizer_arg;
+    snprintf(buf, n, "%s/tokenizer.json", dir);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+int cli_copy_file(const char *from, const char *to) {
+    struct stat a, b;
+    if (stat(from, &a) == 0 && stat(to, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return 0;
+    FILE *in = fopen(from, "rb");
+    if (!in) return hy_fail("%s: cannot open: %s", from, strerror(errno));
+    FILE *out = fopen(to, "wb");
+    if (!out) {
+        fclose(in);
+        return hy_fail("%s: cannot create: %s", to, strerror(errno));
+    }
+    char buf[1 << 16];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) rc = hy_fail("%s: write failed", to);
+    fclose(in);
+    if (fclose(out)) rc = hy_fail("%s: write failed", to);
+    return rc;
+}
+
+int cli_load_model(const char *dir, const char *tokenizer_arg, hy_model *m, hy_tokenizer **tok) {
+    *tok = NULL;
+    if (!dir) return hy_fail("--model DIR is required");
+    char path[4096];
+    const char *tokenizer_path = cli_tokenizer_path(dir, tokenizer_arg, path, sizeof path);
+    if (tokenizer_path && hy_tokenizer_load(tok, tokenizer_path)) return -1;
+    if (hy_model_load(m, dir)) {
+        hy_tokenizer_free(*tok);
+        *tok = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int need_tokenizer(const hy_tokenizer *tok, const char *where, const char *field) {
+    if (tok) return 0;
+    return hy_fail("%s: field '%s' needs a tokenizer: put tokenizer.json in the model directory or pass "
+                   "--tokenizer FILE",
+                   where, field);
+}
+
+int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *where, int32_t **ids, int *n) {
+    *ids = NULL;
+    *n = 0;
+    const json_t *tokens = json_object_get(obj, "tokens");
+    const json_t *text = json_object_get(obj, "text");
+    const json_t *messages = json_object_get(obj, "messages");
+    int present = (tokens != NULL) + (text != NULL) + (messages != NULL);
+    if (present != 1)
+        return hy_fail("%s: expected exactly one of 'tokens', 'text' or 'messages', found %d", where, present);
+    if (tokens) {
+        if (!json_is_array(tokens)) return hy_fail("%s: field 'tokens' must be an array of integers", where);
+        size_t len = json_array_size(tokens);
+        *ids = hy_malloc(sizeof(int32_t) * (len ? len : 1));
+        for (size_t i = 0; i < len; i++) {
+            const json_t *v = json_array_get(tokens, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+                free(*ids);
+                *ids = NULL;
+                return hy_fail("%s: field 'tokens'[%zu] must be a non-negative integer", where, i);
+            }
+            (*ids)[i] = (int32_t)json_integer_value(v);
+        }
+        *n = (int)len;
+        return 0;
+    }
+    if (text) {
+        if (!json_is_string(text)) return hy_fail("%s: field 'text' must be a string", where);
+        if (need_tokenizer(tok, where, "text")) return -1;
+        if (hy_tokenizer_encode(tok, json_string_value(text), json_string_length(text), ids, n))
+            return hy_fail_prefix("%s: field 'text'", where);
+        return 0;
+    }
+    if (need_tokenizer(tok, where, "messages")) return -1;
+    char *rendered = NULL;
+    if (hy_chat_render_json(messages, 0, &rendered)) return hy_fail_prefix("%s: field 'messages'", where);
+    int rc = hy_tokenizer_encode(tok, rendered, strlen(rendered), ids, n);
+    free(rendered);
+    return rc ? hy_fail_prefix("%s: field 'messages'", where) : 0;
+}
+
+int cli_parse_id_list(const char *text, int32_t **ids, int *n) {
+    size_t cap = 16;
+    int count = 0;
+    int32_t *out = hy_malloc(sizeof(int32_t) * cap);
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX) {
+            free(out);
+            return hy_fail("bad token id list '%s': expected comma-separated non-negative integers", text);
+        }
+        if ((size_t)count == cap) out = hy_realloc(out, sizeof(int32_t) * (cap *= 2));
+        out[count++] = (int32_t)v;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p) {
+            free(out);
+            return hy_fail("bad token id list '%s': unexpected '%c'", text, *p);
+        }
+    }
+    if (count == 0) {
+        free(out);
+        return hy_fail("empty token id list");
+    }
+    *ids = out;
+    *n = count;
+    return 0;
+}

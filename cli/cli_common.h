@@ -1,0 +1,27 @@
+// Helpers shared by the subcommands: loading a model directory with its optional tokenizer,
+// turning one JSONL input object into token ids, and reporting errors the same way everywhere.
+#ifndef HY_CLI_COMMON_H
+#define HY_CLI_COMMON_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../model/model.h"
+#include "../model/tokenizer.h"
+
+// Prints "hybrid <cmd>: error: <last error>" to stderr; returns 1 (the exit code).
+int cli_error(const char *cmd);
+// Loads DIR (config.json + safetensors) and a tokenizer: tokenizer_path if given, else
+// DIR/tokenizer.json if it exists, else none (*tok = NULL).
+int cli_load_model(const char *dir, const char *tokenizer_path, hy_model *m, hy_tokenizer **tok);
+// One input object: {"tokens":[...]}, {"text":"..."} or {"messages":[...]} (ChatML, no generation
+// prompt) → ids. where ("file:line") prefixes every message.
+int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *where, int32_t **ids, int *n);
+// Copies a file (used to keep model directories self-contained with their tokenizer.json).
+int cli_copy_file(const char *from, const char *to);
+// The tokenizer a command used: the --tokenizer path, else DIR/tokenizer.json when it exists.
+const char *cli_tokenizer_path(const char *dir, const char *tokenizer_arg, char *buf, size_t n);
+// Parses "1,2,3" into ids.
+int cli_parse_id_list(const char *text, int32_t **ids, int *n);
+
+#endif

@@ -1,0 +1,38 @@
+// `hybrid`: one binary, one subcommand per job (docs/cli.md). Dispatch only; each subcommand
+// lives in its own cmd_*.c with its option table.
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *what;
+} command;
+
+static const command commands[] = {
+    {"init", cmd_init, "write a randomly initialised HF-format checkpoint from a config or preset"},
+    {"generate", cmd_generate, "sample a continuation with the recurrent decode path"},
+    {"score", cmd_score, "per-token logprobs of sequences from JSONL"},
+    {"sft", cmd_sft, "full-batch AdamW fine-tuning on the CPU reference path"},
+    {"tokenize", cmd_tokenize, "encode text or chat messages, or decode ids"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: hybrid <command> [options]   (hybrid <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].what);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "hybrid: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
