@@ -24,7 +24,15 @@ int hy_fail_prefix(const char *fmt, ...) {
     va_end(ap);
     char old[sizeof g_message];
     memcpy(old, g_message, sizeof old);
-    snprintf(g_message, sizeof g_message, "%s: %s", prefix, old);
+    // the combined message may exceed the buffer; keeping its start (the context) is what matters
+    size_t n = strlen(prefix);
+    if (n > sizeof g_message - 3) n = sizeof g_message - 3;
+    memcpy(g_message, prefix, n);
+    memcpy(g_message + n, ": ", 2);
+    size_t rest = sizeof g_message - n - 3;
+    size_t m = strnlen(old, rest);
+    memcpy(g_message + n + 2, old, m);
+    g_message[n + 2 + m] = '\0';
     return -1;
 }
 

@@ -69,7 +69,7 @@ static void write_variant(const hy_model *m, const char *dir, rename_fn rename, 
         const hy_param_spec *s = &m->table.specs[i];
         if (drop && !strcmp(s->name, drop)) continue;
         const char *name = rename ? rename(s->name, names[n], sizeof names[n]) : s->name;
-        snprintf(names[n], sizeof names[n], "%s", name);
+        if (name != names[n]) snprintf(names[n], sizeof names[n], "%s", name);
         ts[n] = (st_write_tensor){names[n], ST_F32, s->ndim, {0}, m->arena + s->offset};
         for (int d = 0; d < s->ndim; d++) ts[n].shape[d] = s->shape[d];
         if (reshape && !strcmp(s->name, reshape)) ts[n].shape[0] = 1, ts[n].shape[1] = (int64_t)s->numel, ts[n].ndim = 2;
