@@ -103,8 +103,8 @@ int cmd_sft(int argc, char **argv) {
     packed p = {0};
     rc = read_data(data, &m, tok, &p);
     if (!rc) {
-        adamw_params hp = {(float)arg_float(&a, "lr"), (float)arg_float(&a, "beta1"), (float)arg_float(&a, "beta2"),
-                           (float)arg_float(&a, "eps"), (float)arg_float(&a, "weight-decay")};
+        adamw_params hp = {arg_float(&a, "lr"), arg_float(&a, "beta1"), arg_float(&a, "beta2"), arg_float(&a, "eps"),
+                           arg_float(&a, "weight-decay")};
         hy_trainer t;
         hy_trainer_init(&t, &m, &hp, (float)arg_float(&a, "grad-clip"));
         hy_batch b = {p.tokens, p.cu, p.T, p.n_docs};

@@ -198,9 +198,8 @@ static void check_adamw(hy_model *m, const hy_batch *b, const expect *e) {
         exit(1);
     }
     const json_t *betas = json_object_get(fx, "betas");
-    adamw_params hp = {(float)json_num(fx, "lr"), (float)json_number_value(json_array_get(betas, 0)),
-                       (float)json_number_value(json_array_get(betas, 1)), (float)json_num(fx, "eps"),
-                       (float)json_num(fx, "weight_decay")};
+    adamw_params hp = {json_num(fx, "lr"), json_number_value(json_array_get(betas, 0)),
+                       json_number_value(json_array_get(betas, 1)), json_num(fx, "eps"), json_num(fx, "weight_decay")};
     const int steps = (int)json_num(fx, "steps");
     hy_trainer t;
     hy_trainer_init(&t, m, &hp, (float)json_num(fx, "grad_clip"));
