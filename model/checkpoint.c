@@ -63,21 +63,39 @@ static int name_variant(char *buf, size_t n, const char *name, const char *from,
     return 1;
 }
 
+// The fused conv stored as three tensors q_conv1d | k_conv1d | v_conv1d. They are concatenated in
+// that order along the channel dim; only their total is checked, because transformers 5.17's
+// save_pretrained splits the fused weight into three equal thirds rather than at the q/k/v sizes
+// (and its loader just concatenates), so both splits exist in the wild.
 static int load_split_conv(const st_archive *a, const hy_model *m, const hy_param_spec *s, char *used) {
-    const hy_config *c = &m->cfg;
-    const int64_t kdim = (int64_t)c->linear_num_key_heads * c->linear_key_head_dim;
-    const int64_t vdim = (int64_t)c->linear_num_value_heads * c->linear_value_head_dim;
+    const int64_t K = m->cfg.linear_conv_kernel_dim, conv_dim = s->shape[0];
     const char *parts[3] = {"q_conv1d", "k_conv1d", "v_conv1d"};
-    const int64_t rows[3] = {kdim, kdim, vdim};
-    float *dst = m->arena + s->offset;
+    const st_tensor *t[3];
+    int64_t rows = 0;
     for (int i = 0; i < 3; i++) {
         char name[160];
         name_variant(name, sizeof name, s->name, "conv1d", parts[i]);
-        const st_tensor *t = st_find(a, name);
-        if (!t) return -2;  // neither form present: the caller reports the canonical name
-        int64_t shape[3] = {rows[i], 1, c->linear_conv_kernel_dim};
-        if (read_checked(a, t, 3, shape, dst, used)) return -1;
-        dst += rows[i] * c->linear_conv_kernel_dim;
+        t[i] = st_find(a, name);
+        if (!t[i]) return -2;  // neither form present: the caller reports the canonical name
+        const int64_t last = t[i]->ndim ? t[i]->shape[t[i]->ndim - 1] : 0;
+        if (t[i]->ndim < 2 || last != K || t[i]->numel != t[i]->shape[0] * K) {
+            char got[96];
+            shape_str(got, sizeof got, t[i]->ndim, t[i]->shape);
+            return hy_fail("%s: tensor '%s' has shape %s; a depthwise conv weight is [channels, 1, %lld]",
+                           a->paths[t[i]->file], name, got, (long long)K);
+        }
+        rows += t[i]->shape[0];
+    }
+    if (rows != conv_dim)
+        return hy_fail("%s: tensors '%s', '%s', '%s' hold %lld conv channels together but config.json implies %lld "
+                       "(2·H_k·Dk + H_v·Dv)",
+                       a->paths[t[0]->file], t[0]->name, t[1]->name, t[2]->name, (long long)rows,
+                       (long long)conv_dim);
+    float *dst = m->arena + s->offset;
+    for (int i = 0; i < 3; i++) {
+        int64_t shape[3] = {t[i]->shape[0], 1, K};
+        if (read_checked(a, t[i], 3, shape, dst, used)) return -1;
+        dst += t[i]->shape[0] * K;
     }
     return 0;
 }
@@ -95,7 +113,9 @@ static int load_tensors(hy_model *m, const st_archive *a) {
         const hy_param_spec *s = &m->table.specs[i];
         const st_tensor *t = st_find(a, s->name);
         char alt[160];
-        if (!t && s->layer >= 0 && m->cfg.layer_types[s->layer] == HY_LAYER_GDN) {
+        if (!t && s->layer >= 0) {
+            // OLMo-core names, which transformers' save_pretrained also writes back (for both kinds
+            // of layer: in an attention layer feedforward_layer_norm is the post-attention norm)
             if (name_variant(alt, sizeof alt, s->name, "input_layernorm", "attention_layer_norm") ||
                 name_variant(alt, sizeof alt, s->name, "post_attention_layernorm", "feedforward_layer_norm"))
                 t = st_find(a, alt);
