@@ -153,13 +153,16 @@ void logprobs_backward(float *dlogits, const float *dlogp, const float *logits, 
 // For step t (1-based), exactly torch.optim.AdamW's single-tensor path:
 //   p ← p·(1 − lr·wd);  m ← lerp(m, g, 1−β1);  v ← β2·v + (1−β2)·g²;
 //   p ← p − (lr / (1−β1^t)) · m / (sqrt(v) / sqrt(1−β2^t) + eps)
+// Hyperparameters are double because PyTorch holds them as Python floats: its scalar arithmetic
+// (1 − β1, lr / (1 − β1^t), ...) happens in double before rounding to fp32, and 0.9f ≠ 0.9 would
+// shift results by several ulp.
 typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
+    double lr, beta1, beta2, eps, weight_decay;
 } adamw_params;
 // n elements; weight_decay from hp unless apply_decay is 0 (exclusions: norms, A_log, ...).
 void adamw_step(float *p, float *m, float *v, const float *grad, size_t n, const adamw_params *hp, int step,
                 int apply_decay);
-// L2 norm of a gradient vector, accumulated in double.
+// Σ g² of a gradient vector, accumulated in double (sum over tensors, then sqrt, for the norm).
 double grad_sumsq(const float *g, size_t n);
 // Clip coefficient of torch.nn.utils.clip_grad_norm_: min(1, max_norm / (total_norm + 1e-6)).
 float grad_clip_coef(double total_norm, float max_norm);
