@@ -98,10 +98,23 @@ int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *whe
     }
     if (need_tokenizer(tok, where, "messages")) return -1;
     char *rendered = NULL;
-    if (hy_chat_render_json(messages, 0, &rendered)) return hy_fail_prefix("%s: field 'messages'", where);
-    int rc = hy_tokenizer_encode(tok, rendered, strlen(rendered), ids, n);
+    char field[4300];
+    snprintf(field, sizeof field, "%s: field 'messages'", where);
+    size_t len;
+    if (cli_render_messages(messages, field, 0, &rendered, &len)) return -1;
+    int rc = hy_tokenizer_encode(tok, rendered, len, ids, n);
     free(rendered);
     return rc ? hy_fail_prefix("%s: field 'messages'", where) : 0;
+}
+
+int cli_render_messages(const json_t *messages, const char *where, int add_generation_prompt, char **text,
+                        size_t *len) {
+    hy_chat_message *msgs = NULL;
+    int n = 0;
+    if (hy_chat_messages_from_json(messages, where, &msgs, &n)) return -1;
+    int rc = hy_chat_render(msgs, n, add_generation_prompt, text, len);
+    hy_chat_messages_free(msgs, n);
+    return rc;
 }
 
 int cli_parse_id_list(const char *text, int32_t **ids, int *n) {

@@ -21,6 +21,10 @@ int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *whe
 int cli_copy_file(const char *from, const char *to);
 // The tokenizer a command used: the --tokenizer path, else DIR/tokenizer.json when it exists.
 const char *cli_tokenizer_path(const char *dir, const char *tokenizer_arg, char *buf, size_t n);
+// Renders a JSON array of {role, content} as ChatML (with the assistant generation prompt when
+// asked). where prefixes error messages.
+int cli_render_messages(const json_t *messages, const char *where, int add_generation_prompt, char **text,
+                        size_t *len);
 // Parses "1,2,3" into ids.
 int cli_parse_id_list(const char *text, int32_t **ids, int *n);
 

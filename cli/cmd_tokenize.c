@@ -66,18 +66,18 @@ int cmd_tokenize(int argc, char **argv) {
         free(out);
     } else {
         char *rendered = NULL;
+        size_t text_len = text ? strlen(text) : 0;
         if (messages) {
             json_error_t err;
             json_t *msgs = json_loads(messages, 0, &err);
             if (!msgs)
                 rc = hy_fail("--messages: invalid JSON at column %d: %s", err.column, err.text);
             else
-                rc = hy_chat_render_json(msgs, arg_flag(&a, "generation-prompt"), &rendered);
+                rc = cli_render_messages(msgs, "--messages", arg_flag(&a, "generation-prompt"), &rendered, &text_len);
             json_decref(msgs);
-            if (rc) hy_fail_prefix("--messages");
             text = rendered;
         }
-        if (!rc) rc = hy_tokenizer_encode(tok, text, strlen(text), &ids, &n);
+        if (!rc) rc = hy_tokenizer_encode(tok, text, text_len, &ids, &n);
         if (!rc) print_ids(ids, n, arg_flag(&a, "json"));
         free(rendered);
     }

@@ -311,17 +311,12 @@ static int config_validate(const hy_config *c, const char *src) {
     if (c->linear_dt_min > c->linear_dt_max)
         return hy_fail("%s: field 'linear_dt_min' (%g) is above linear_dt_max (%g)", src, c->linear_dt_min,
                        c->linear_dt_max);
-    // Ids feed embedding lookups (pad) and stop checks (eos): beyond the vocabulary they are bugs.
+    // pad is the embedding's padding row, so it must exist (HF's nn.Embedding refuses it too). bos
+    // and eos outside the vocabulary are accepted as HF accepts them (it only warns): such an id can
+    // never be generated, so it simply never stops a generation.
     if (c->pad_token_id >= c->vocab_size)
         return hy_fail("%s: field 'pad_token_id' (%d) is outside the vocabulary (vocab_size %d)", src, c->pad_token_id,
                        c->vocab_size);
-    if (c->bos_token_id >= c->vocab_size)
-        return hy_fail("%s: field 'bos_token_id' (%d) is outside the vocabulary (vocab_size %d)", src, c->bos_token_id,
-                       c->vocab_size);
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos_token_ids[i] >= c->vocab_size)
-            return hy_fail("%s: field 'eos_token_id' (%d) is outside the vocabulary (vocab_size %d)", src,
-                           c->eos_token_ids[i], c->vocab_size);
     int n_gdn = hy_config_n_gdn_layers(c);
     if (n_gdn == 0)
         return hy_fail("%s: field 'layer_types' has no \"linear_attention\" layer; OLMo Hybrid needs at least one",

@@ -180,6 +180,7 @@ static void check_decode(const hy_model *m, const expect *e) {
 }
 
 static double json_num(const json_t *o, const char *key) {
+    o = json_object_get(o, "adamw");
     const json_t *v = json_object_get(o, key);
     if (!json_is_number(v)) {
         fprintf(stderr, "  fixture.json lacks number '%s'\n", key);
@@ -197,13 +198,12 @@ static void check_adamw(hy_model *m, const hy_batch *b, const expect *e) {
         fprintf(stderr, "  %s: %s\n", path, err.text);
         exit(1);
     }
-    const json_t *betas = json_object_get(fx, "betas");
+    const json_t *betas = json_object_get(json_object_get(fx, "adamw"), "betas");
     adamw_params hp = {json_num(fx, "lr"), json_number_value(json_array_get(betas, 0)),
                        json_number_value(json_array_get(betas, 1)), json_num(fx, "eps"), json_num(fx, "weight_decay")};
     const int steps = (int)json_num(fx, "steps");
     hy_trainer t;
     hy_trainer_init(&t, m, &hp, (float)json_num(fx, "grad_clip"));
-    json_decref(fx);
     int64_t n_loss, n_gn;
     float *want_loss = read_f32(e, "adamw.loss", &n_loss);
     float *want_gn = read_f32(e, "adamw.grad_norm", &n_gn);
@@ -220,10 +220,13 @@ static void check_adamw(hy_model *m, const hy_batch *b, const expect *e) {
         worst = fmax(worst, rel);
         CHECK(rel <= 1e-4, "loss before step %d: %.9g vs HF %.9g (relative %.3g > 1e-4)", s + 1, loss, want_loss[s], rel);
         if (s < steps) {
+            // 1e-3: HF's own grad norm moves by up to 1.8e-4 relative under one-ulp weight noise
+            // (fixture.json fp32_sensitivity), so 1e-4 would test noise
             double grel = fabs(gnorm - want_gn[s]) / fabs((double)want_gn[s]);
-            CHECK(grel <= 1e-4, "grad norm at step %d: %.9g vs HF %.9g", s + 1, gnorm, want_gn[s]);
+            CHECK(grel <= 1e-3, "grad norm at step %d: %.9g vs HF %.9g", s + 1, gnorm, want_gn[s]);
         }
     }
+    json_decref(fx);
     printf("  adamw          %d steps, losses %.6f → %.6f, worst relative error %.3g\n", steps, want_loss[0],
            want_loss[steps], worst);
     free(want_loss);
@@ -241,7 +244,7 @@ static void run_case(const char *dir) {
         return;
     }
     expect e = {.dir = dir};
-    char path[4096];
+    char path[4200];
     snprintf(path, sizeof path, "%s/expect.safetensors", dir);
     if (st_open(&e.st, path)) {
         fprintf(stderr, "  FAIL: %s\n", hy_last_error());
@@ -267,7 +270,7 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
 
 int main(int argc, char **argv) {
     const char *src = argc > 1 ? argv[1] : ".";
-    char root[4096];
+    char root[2048];
     snprintf(root, sizeof root, "%s/tests/fixtures/parity", src);
     DIR *d = opendir(root);
     if (!d) {
@@ -282,7 +285,7 @@ int main(int argc, char **argv) {
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, by_name);
     for (int i = 0; i < n; i++) {
-        char dir[8192];
+        char dir[4096];
         snprintf(dir, sizeof dir, "%s/%s", root, names[i]);
         run_case(dir);
         free(names[i]);
