@@ -269,9 +269,14 @@ static void run_case(const char *dir) {
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int main(int argc, char **argv) {
+    // argv[1]: source dir (fixtures under tests/fixtures/parity); argv[2], optional: another
+    // fixture root, e.g. fixtures freshly made on the GPU box
     const char *src = argc > 1 ? argv[1] : ".";
     char root[2048];
-    snprintf(root, sizeof root, "%s/tests/fixtures/parity", src);
+    if (argc > 2)
+        snprintf(root, sizeof root, "%s", argv[2]);
+    else
+        snprintf(root, sizeof root, "%s/tests/fixtures/parity", src);
     DIR *d = opendir(root);
     if (!d) {
         fprintf(stderr, "cannot open %s\n", root);
