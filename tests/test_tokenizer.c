@@ -8,8 +8,8 @@
 // must match exactly. Then every kind of bad input must fail with a message naming the file and
 // the field (or the id), and the load and 100 KB encode are timed.
 //
-// Usage: test_tokenizer SOURCE_DIR. The tokenizer is SOURCE_DIR/../shared/data/tokenizers/
-// dolma2-tokenizer.json, or $HY_TOKENIZER when that file does not exist.
+// Usage: test_tokenizer SOURCE_DIR. The tokenizer is the repository's copy,
+// SOURCE_DIR/model/tokenizers/dolma2-tokenizer.json, or $HY_TOKENIZER when that is set.
 #include "common/hy_error.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
@@ -522,8 +522,8 @@ static int section(const char *name, int n_cases, int fail_before) {
 int main(int argc, char **argv) {
     const char *src = argc > 1 ? argv[1] : ".";
     char tok_path[1024], fx_path[1024];
-    snprintf(tok_path, sizeof tok_path, "%s/../shared/data/tokenizers/dolma2-tokenizer.json", src);
-    if (access(tok_path, R_OK) != 0 && getenv("HY_TOKENIZER"))
+    snprintf(tok_path, sizeof tok_path, "%s/model/tokenizers/dolma2-tokenizer.json", src);
+    if (getenv("HY_TOKENIZER"))
         snprintf(tok_path, sizeof tok_path, "%s", getenv("HY_TOKENIZER"));
     snprintf(fx_path, sizeof fx_path, "%s/tests/fixtures/tokenizer_cases.json", src);
 

@@ -24,6 +24,7 @@ done
 step cpu-tests ctest --test-dir build-gpu -LE gpu --output-on-failure
 step fixtures python3 tests/fixtures/make_fixtures.py --out "$out/parity"
 step parity-vs-box-fixtures build-gpu/test_parity . "$out/parity"
+tar -C "$out" -czf "$out/parity-box.tgz" parity && rm -rf "$out/parity"
 m=$(mktemp -d)
 step hf-loads-ours bash -c "build-gpu/hybrid init --preset tiny --out $m/m --seed 5 &&
   printf '{\"tokens\":[1,2,3,4,5,6,7,8,9,10,11,12]}\n{\"tokens\":[9,8,7,6,5,4,3]}\n' >$m/d.jsonl &&
