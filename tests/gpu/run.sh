@@ -2,10 +2,12 @@
 # Everything the GPU box runs, in one call (device time is scarce): build with CUDA for sm_90a,
 # run the GPU tests and compute-sanitizer on each, the CPU tests, then remake the HF parity
 # fixtures with transformers there and hold the C implementation to them, and check that
-# transformers loads a checkpoint hybrid wrote. Logs go to $OUT (or ./gpu-out); a summary is last.
+# transformers loads a checkpoint hybrid wrote. Logs and the remade fixtures are packed into
+# $OUT/gpu-run.tgz (the device tool returns few files); the summary is printed last.
 #   usage (repo root, on the box): source .devdeps/devenv.sh && bash tests/gpu/run.sh
 set -u
-out=${OUT:-gpu-out}
+dest=${OUT:-gpu-out}
+out=$dest/gpu-run
 mkdir -p "$out"
 summary=()
 step() {  # step NAME CMD...: runs CMD, logs to $out/NAME.log, records ok/FAIL
@@ -24,7 +26,6 @@ done
 step cpu-tests ctest --test-dir build-gpu -LE gpu --output-on-failure
 step fixtures python3 tests/fixtures/make_fixtures.py --out "$out/parity"
 step parity-vs-box-fixtures build-gpu/test_parity . "$out/parity"
-tar -C "$out" -czf "$out/parity-box.tgz" parity && rm -rf "$out/parity"
 m=$(mktemp -d)
 step hf-loads-ours bash -c "build-gpu/hybrid init --preset tiny --out $m/m --seed 5 &&
   printf '{\"tokens\":[1,2,3,4,5,6,7,8,9,10,11,12]}\n{\"tokens\":[9,8,7,6,5,4,3]}\n' >$m/d.jsonl &&
@@ -32,3 +33,4 @@ step hf-loads-ours bash -c "build-gpu/hybrid init --preset tiny --out $m/m --see
   build-gpu/hybrid score --model $m/m2 --input $m/d.jsonl --output $m/s.jsonl &&
   python3 tests/fixtures/check_hf_load.py $m/m2 $m/s.jsonl"
 printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
+tar -C "$dest" -czf "$dest/gpu-run.tgz" gpu-run && rm -rf "$out"
