@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../common/hy_error.h"
+#include "../common/jsonl.h"
 #include "../model/chat_template.h"
 
 int cli_error(const char *cmd) {
@@ -105,6 +106,37 @@ int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *whe
     int rc = hy_tokenizer_encode(tok, rendered, len, ids, n);
     free(rendered);
     return rc ? hy_fail_prefix("%s: field 'messages'", where) : 0;
+}
+
+long cli_for_each_sequence(const char *path, const hy_model *m, const hy_tokenizer *tok, cli_sequence_fn on_sequence,
+                           void *ctx) {
+    hy_jsonl_reader r;
+    if (hy_jsonl_open(&r, path)) return -1;
+    long count = 0;
+    int rc = 0;
+    for (;;) {
+        json_t *obj;
+        int got = hy_jsonl_next(&r, &obj);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%ld", path, r.line_no);
+        int32_t *ids;
+        int n;
+        rc = cli_input_tokens(obj, tok, where, &ids, &n);
+        json_decref(obj);
+        if (!rc && n == 0) rc = hy_fail("%s: empty sequence (no tokens)", where);
+        if (!rc && hy_model_check_tokens(m, ids, n)) rc = hy_fail_prefix("%s", where);
+        if (!rc) rc = on_sequence(ctx, ids, n, where);
+        free(ids);
+        if (rc) break;
+        count++;
+    }
+    hy_jsonl_close(&r);
+    if (!rc && count == 0) rc = hy_fail("%s: empty input (no JSON lines)", path);
+    return rc ? -1 : count;
 }
 
 int cli_render_messages(const json_t *messages, const char *where, int add_generation_prompt, char **text,

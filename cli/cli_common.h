@@ -25,6 +25,13 @@ const char *cli_tokenizer_path(const char *dir, const char *tokenizer_arg, char 
 // asked). where prefixes error messages.
 int cli_render_messages(const json_t *messages, const char *where, int add_generation_prompt, char **text,
                         size_t *len);
+// Reads every line of a JSONL input file in order, turns it into ids (cli_input_tokens), refuses
+// empty sequences and ids outside the model's vocabulary, and hands each sequence to on_sequence
+// (with its "file:line"). Stops at the first bad line or callback failure; returns the number of
+// sequences handed over, or −1 (message names file:line). An input with no lines is an error.
+typedef int (*cli_sequence_fn)(void *ctx, const int32_t *ids, int n, const char *where);
+long cli_for_each_sequence(const char *path, const hy_model *m, const hy_tokenizer *tok, cli_sequence_fn on_sequence,
+                           void *ctx);
 // Parses "1,2,3" into ids.
 int cli_parse_id_list(const char *text, int32_t **ids, int *n);
 

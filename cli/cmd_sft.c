@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "../common/hy_error.h"
-#include "../common/jsonl.h"
 #include "../learner/trainer_cpu.h"
 #include "args.h"
 #include "cli_common.h"
@@ -44,7 +43,8 @@ typedef struct {
     int T, n_docs, cap_T, cap_docs;
 } packed;
 
-static void pack_append(packed *p, const int32_t *ids, int n) {
+static int pack_append(void *ctx, const int32_t *ids, int n, const char *where) {
+    packed *p = ctx;
     if (p->T + n > p->cap_T) {
         p->cap_T = 2 * (p->T + n);
         p->tokens = hy_realloc(p->tokens, sizeof(int32_t) * (size_t)p->cap_T);
@@ -57,35 +57,13 @@ static void pack_append(packed *p, const int32_t *ids, int n) {
     memcpy(p->tokens + p->T, ids, sizeof(int32_t) * (size_t)n);
     p->T += n;
     p->cu[++p->n_docs] = p->T;
+    return 0;
 }
 
 static int read_data(const char *path, const hy_model *m, const hy_tokenizer *tok, packed *p) {
-    hy_jsonl_reader r;
-    if (hy_jsonl_open(&r, path)) return -1;
-    int rc = 0;
-    for (;;) {
-        json_t *obj;
-        int got = hy_jsonl_next(&r, &obj);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        char where[4200];
-        snprintf(where, sizeof where, "%s:%ld", path, r.line_no);
-        int32_t *ids;
-        int n;
-        rc = cli_input_tokens(obj, tok, where, &ids, &n);
-        json_decref(obj);
-        if (!rc && n == 0) rc = hy_fail("%s: empty sequence", where);
-        if (!rc && hy_model_check_tokens(m, ids, n)) rc = hy_fail_prefix("%s", where);
-        if (!rc) pack_append(p, ids, n);
-        free(ids);
-        if (rc) break;
-    }
-    hy_jsonl_close(&r);
-    if (!rc && p->n_docs == 0) rc = hy_fail("%s: empty input (no training sequences)", path);
-    if (!rc && p->T == p->n_docs) rc = hy_fail("%s: every sequence has one token: nothing to predict", path);
-    return rc;
+    if (cli_for_each_sequence(path, m, tok, pack_append, p) < 0) return -1;
+    if (p->T == p->n_docs) return hy_fail("%s: every sequence has one token: nothing to predict", path);
+    return 0;
 }
 
 int cmd_sft(int argc, char **argv) {
