@@ -3,6 +3,7 @@
 // exact upcast, and every bad checkpoint (missing, unexpected or misshaped tensor, unknown dtype,
 // config disagreeing with the weights, truncated file) is refused with a message naming the file
 // and the tensor or field.
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,42 @@ static void test_variants(const hy_model *m) {
     printf("  name variants: ok\n");
 }
 
+// The same model written as two shards plus model.safetensors.index.json, as large checkpoints are.
+static void test_sharded(const hy_model *m) {
+    char dir[300], path[400];
+    tmp_dir(dir, sizeof dir, "sharded");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    hy_config_save(&m->cfg, path);
+    st_write_tensor ts[512];
+    json_t *map = json_object();
+    const int half = m->table.n / 2;
+    for (int shard = 0; shard < 2; shard++) {
+        const int lo = shard ? half : 0, hi = shard ? m->table.n : half;
+        char file[64];
+        snprintf(file, sizeof file, "model-%05d-of-00002.safetensors", shard + 1);
+        for (int i = lo; i < hi; i++) {
+            const hy_param_spec *s = &m->table.specs[i];
+            ts[i - lo] = (st_write_tensor){s->name, ST_F32, s->ndim, {0}, m->arena + s->offset};
+            for (int d = 0; d < s->ndim; d++) ts[i - lo].shape[d] = s->shape[d];
+            json_object_set_new(map, s->name, json_string(file));
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        CHECK(st_write(path, ts, hi - lo, NULL, NULL, 0) == 0, "shard write: %s", hy_last_error());
+    }
+    json_t *index = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", map);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_dump_file(index, path, 0);
+    json_decref(index);
+    hy_model l;
+    int rc = hy_model_load(&l, dir);
+    CHECK(rc == 0, "sharded load: %s", hy_last_error());
+    if (!rc) {
+        CHECK(!memcmp(l.arena, m->arena, sizeof(float) * m->table.total), "sharded checkpoint loads different values");
+        hy_model_free(&l);
+    }
+    printf("  sharded index: ok\n");
+}
+
 static void expect_load_error(const char *dir, const char *what, const char *needle1, const char *needle2) {
     hy_model l;
     int rc = hy_model_load(&l, dir);
@@ -237,6 +274,7 @@ int main(int argc, char **argv) {
     printf("model io (tiny preset, %zu parameters)\n", m.table.total);
     test_round_trip(&m);
     test_variants(&m);
+    test_sharded(&m);
     test_bad_checkpoints(&m);
     hy_model_free(&m);
     char cmd[400];
