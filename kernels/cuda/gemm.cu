@@ -1,0 +1,109 @@
+// cuBLASLt GEMMs for the linear layers (see gemm.h for the row-/column-major mapping).
+//
+// Every product is D = α·op(A)·op(B) + β·C with C = D in column-major terms, compute type fp32.
+// β = 0 writes, β = 1 accumulates (the backward contract). The algorithm comes from cuBLASLt's
+// heuristic for each shape; shapes repeat every step, so the choice is cached per shape.
+#include "gemm.h"
+
+#include <string.h>
+
+#include "cuda_check.h"
+
+namespace {
+
+constexpr int kCacheSize = 64;
+
+struct algo_entry {
+    int m, n, k, ta, tb, d_f32;
+    float beta;
+    cublasLtMatmulAlgo_t algo;
+    bool used;
+};
+
+}  // namespace
+
+struct hy_gemm {
+    cublasLtHandle_t lt;
+    void *workspace;
+    size_t workspace_bytes;
+    algo_entry cache[kCacheSize];
+    int next;
+};
+
+extern "C" hy_gemm *hy_gemm_new(size_t workspace_bytes) {
+    hy_gemm *g = (hy_gemm *)calloc(1, sizeof *g);
+    CUBLAS_CHECK(cublasLtCreate(&g->lt));
+    g->workspace_bytes = workspace_bytes;
+    if (workspace_bytes) CUDA_CHECK(cudaMalloc(&g->workspace, workspace_bytes));
+    return g;
+}
+
+extern "C" void hy_gemm_destroy(hy_gemm *g) {
+    if (!g) return;
+    cublasLtDestroy(g->lt);
+    cudaFree(g->workspace);
+    free(g);
+}
+
+// Column-major D (m, n) = op(A) (m, k) · op(B) (k, n) [+ D], A/B bf16, D bf16 or fp32.
+static void matmul(hy_gemm *g, void *d, bool d_f32, const hy_bf16 *a, bool ta, int lda, const hy_bf16 *b, bool tb,
+                   int ldb, int m, int n, int k, int ldd, float beta, cudaStream_t stream) {
+    if (m == 0 || n == 0) return;
+    const float alpha = 1.0f;
+    cublasLtMatmulDesc_t desc;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    cublasLtMatrixLayout_t la, lb, ld;
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, ta ? k : m, ta ? m : k, lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb ? n : k, tb ? k : n, ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, d_f32 ? CUDA_R_32F : CUDA_R_16BF, m, n, ldd));
+
+    algo_entry *hit = NULL;
+    for (int i = 0; i < kCacheSize; i++) {
+        algo_entry *e = &g->cache[i];
+        if (e->used && e->m == m && e->n == n && e->k == k && e->ta == ta && e->tb == tb && e->d_f32 == d_f32 &&
+            e->beta == beta) {
+            hit = e;
+            break;
+        }
+    }
+    if (!hit) {
+        cublasLtMatmulPreference_t pref;
+        CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                          &g->workspace_bytes, sizeof g->workspace_bytes));
+        cublasLtMatmulHeuristicResult_t result;
+        int found = 0;
+        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->lt, desc, la, lb, ld, ld, pref, 1, &result, &found));
+        cublasLtMatmulPreferenceDestroy(pref);
+        if (!found) hy_cuda_die("cublasLtMatmulAlgoGetHeuristic", "no algorithm for this shape", __FILE__, __LINE__);
+        hit = &g->cache[g->next];
+        g->next = (g->next + 1) % kCacheSize;
+        *hit = algo_entry{m, n, k, ta, tb, d_f32, beta, result.algo, true};
+    }
+    CUBLAS_CHECK(cublasLtMatmul(g->lt, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &hit->algo, g->workspace,
+                                g->workspace_bytes, stream));
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(ld);
+    cublasLtMatmulDescDestroy(desc);
+}
+
+extern "C" void linear_forward_cuda(hy_gemm *g, hy_bf16 *y, float *y_f32, const hy_bf16 *x, const hy_bf16 *w, int N,
+                                    int in, int out, cudaStream_t stream) {
+    // column-major: Yᵀ (out, N) = W (out, in) · Xᵀ (in, N); W is stored as column-major (in, out)
+    if (y)
+        matmul(g, y, false, w, true, in, x, false, in, out, N, in, out, 0.0f, stream);
+    else
+        matmul(g, y_f32, true, w, true, in, x, false, in, out, N, in, out, 0.0f, stream);
+}
+
+extern "C" void linear_backward_cuda(hy_gemm *g, hy_bf16 *dx, float *dw, const hy_bf16 *dy, const hy_bf16 *x,
+                                     const hy_bf16 *w, int N, int in, int out, cudaStream_t stream) {
+    // dXᵀ (in, N) += Wᵀ (in, out) · dYᵀ (out, N)
+    if (dx) matmul(g, dx, false, w, false, in, dy, false, out, in, N, out, in, 1.0f, stream);
+    // dWᵀ (in, out) += Xᵀ (in, N) · dY (N, out)
+    if (dw) matmul(g, dw, true, x, false, in, dy, true, out, in, out, N, in, 1.0f, stream);
+}
