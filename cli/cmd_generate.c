@@ -56,7 +56,7 @@ static int generate(const hy_model *m, const int32_t *prompt, int n_prompt, int 
                     uint64_t seed, int ignore_eos, generation *g) {
     const int V = m->cfg.vocab_size;
     hy_cache cache;
-    hy_cache_init(&cache, &m->cfg, 1, n_prompt + max_new);
+    hy_cache_init(&cache, m, 1, n_prompt + max_new);
     hy_rng rng;
     hy_rng_init(&rng, seed);
     float *logits = hy_malloc(sizeof(float) * (size_t)V);

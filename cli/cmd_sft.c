@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../common/hy_error.h"
-#include "../learner/trainer_cpu.h"
+#include "../learner/trainer.h"
 #include "args.h"
 #include "cli_common.h"
 #include "commands.h"
@@ -102,7 +102,10 @@ int cmd_sft(int argc, char **argv) {
         free(targets);
         hy_trainer_free(&t);
     }
-    if (!rc) rc = hy_model_save(&m, out);
+    if (!rc) {
+        hy_model_sync_to_host(&m);
+        rc = hy_model_save(&m, out);
+    }
     if (!rc && tok) {
         // keep the saved directory self-contained for score / generate
         char src_buf[4096], dst[4096];

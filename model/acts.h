@@ -9,33 +9,45 @@
 #include "model.h"
 
 typedef struct {
-    float *x;  // (T, C) layer input
+    hy_act *x;  // (T, C) layer input
     // GDN sublayer
-    float *rstd_in, *xn;            // (T), (T, C)
-    float *mixed, *conv_out;        // (T, conv_dim) pre- and post-conv
-    float *q, *k, *v;               // (T, H_k·Dk) ×2, (T, H_v·Dv): conv outputs split
-    float *qn, *kn, *rq, *rk;       // l2-normalised q, k and their 1/norms (T·H_k)
-    float *a, *b, *beta, *g;        // (T, H_v)
-    float *o, *gate, *rstd_o, *y;   // (T, H_v·Dv) ×2, (T·H_v), (T, H_v·Dv)
-    float *h, *rstd_post, *hn;      // (T, C), (T), (T, C)
+    float *rstd_in;                 // (T)
+    hy_act *xn;                     // (T, C)
+    hy_act *mixed, *conv_out;       // (T, conv_dim) pre- and post-conv
+    hy_act *q, *k, *v;              // (T, H_k·Dk) ×2, (T, H_v·Dv): conv outputs split
+    hy_act *qn, *kn;                // l2-normalised q, k
+    float *rq, *rk;                 // their 1/norms (T·H_k)
+    hy_act *a, *b;                  // (T, H_v) gate projections
+    float *beta, *g;                // (T, H_v) gates, fp32
+    hy_act *o, *gate, *y;           // (T, H_v·Dv) ×3
+    float *rstd_o;                  // (T·H_v)
+    hy_act *h, *hn;                 // (T, C)
+    float *rstd_post;               // (T)
     // attention sublayer
-    float *aq, *ak, *av;            // (T, H·D), (T, H_kv·D) ×2 projections
+    hy_act *aq, *ak, *av;           // (T, H·D), (T, H_kv·D) ×2 projections
     float *rstd_q, *rstd_k;         // (T)
-    float *qr, *kr;                 // normed (and rotated when RoPE) q, k
-    float *attn, *lse;              // (T, H·D), (T, H)
-    float *ap, *rstd_pa;            // o_proj output (T, C), (T)
-    float *mo, *rstd_pf;            // MLP output before the post-feedforward norm (T, C), (T)
+    hy_act *qr, *kr;                // normed (and rotated when RoPE) q, k
+    hy_act *attn;                   // (T, H·D)
+    float *lse;                     // (T, H)
+    hy_act *ap, *mo;                // o_proj output, MLP output before its norm (T, C)
+    float *rstd_pa, *rstd_pf;       // (T)
     // MLP (both kinds)
-    float *mg, *mu, *mh;            // (T, F)
+    hy_act *mg, *mu, *mh;           // (T, F)
 } hy_layer_acts;
 
 struct hy_acts {
+    hy_backend *be;
+    size_t mark;                             // backend arena mark taken before the forward
     int T, n_docs;
-    int32_t *tokens, *cu_seqlens, *pos;  // owned copies
+    int32_t *tokens, *cu_seqlens, *pos;      // backend copies
     hy_layer_acts layer[HY_MAX_LAYERS];
-    float *x_final, *rstd_final, *xf;    // (T, C), (T), (T, C)
-    void **owned;                        // every buffer above, for freeing
-    int n_owned, cap_owned;
+    hy_act *x_final, *xf;                    // (T, C)
+    float *rstd_final;                       // (T)
 };
+
+// Address of element i of an activation buffer.
+static inline hy_act *hy_act_at(const hy_backend *be, const hy_act *p, size_t i) {
+    return (char *)p + i * be->act_bytes;
+}
 
 #endif

@@ -146,6 +146,44 @@ static int load_tensors(hy_model *m, const st_archive *a) {
     return rc;
 }
 
+hy_backend *hy_cpu_backend(void) {
+    static hy_backend *cpu;  // shared by every model on the CPU; lives as long as the process
+    if (!cpu) cpu = hy_backend_cpu_new();
+    return cpu;
+}
+
+// Binds the views for the backend the model is on (dev / mm already set).
+static void bind_views(hy_model *m) {
+    hy_params_bind(&m->p, &m->table, &m->cfg, m->dev);
+    hy_params_bind_elems(&m->pmm, &m->table, &m->cfg, m->mm, m->be->act_bytes);
+}
+
+static void detach(hy_model *m) {
+    if (m->be && m->dev && m->dev != m->arena) m->be->free_persistent(m->be, m->dev);
+    if (m->be && m->mm && m->mm != (void *)m->dev && m->mm != (void *)m->arena) m->be->free_persistent(m->be, m->mm);
+    m->dev = NULL;
+    m->mm = NULL;
+}
+
+void hy_model_attach(hy_model *m, hy_backend *be) {
+    detach(m);
+    m->be = be;
+    if (be->device == HY_DEVICE_CPU) {
+        m->dev = m->arena;
+        m->mm = m->arena;
+    } else {
+        m->dev = be->alloc_persistent(be, m->table.total * sizeof(float));
+        be->f32_from_host(be, m->dev, m->arena, m->table.total);
+        m->mm = be->alloc_persistent(be, m->table.total * be->act_bytes);
+        be->params_to_matmul_view(be, m->mm, m->dev, m->table.total);
+    }
+    bind_views(m);
+}
+
+void hy_model_sync_to_host(hy_model *m) {
+    if (m->dev != m->arena) m->be->f32_to_host(m->be, m->arena, m->dev, m->table.total);
+}
+
 int hy_model_load(hy_model *m, const char *dir) {
     memset(m, 0, sizeof *m);
     char path[4096];
@@ -155,10 +193,12 @@ int hy_model_load(hy_model *m, const char *dir) {
     if (st_open(&a, dir)) return -1;
     hy_param_table_build(&m->table, &m->cfg);
     m->arena = hy_calloc(m->table.total, sizeof(float));
-    hy_params_bind(&m->p, &m->table, &m->cfg, m->arena);
     int rc = load_tensors(m, &a);
     st_close(&a);
-    if (rc) hy_model_free(m);
+    if (rc)
+        hy_model_free(m);
+    else
+        hy_model_attach(m, hy_cpu_backend());
     return rc;
 }
 
@@ -188,11 +228,12 @@ void hy_model_init(hy_model *m, const hy_config *cfg, uint64_t seed) {
     m->cfg = *cfg;
     hy_param_table_build(&m->table, cfg);
     m->arena = hy_calloc(m->table.total, sizeof(float));
-    hy_params_bind(&m->p, &m->table, cfg, m->arena);
     hy_params_init_random(m->arena, &m->table, cfg, seed);
+    hy_model_attach(m, hy_cpu_backend());
 }
 
 void hy_model_free(hy_model *m) {
+    detach(m);
     free(m->arena);
     hy_param_table_free(&m->table);
     memset(m, 0, sizeof *m);

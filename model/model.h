@@ -12,24 +12,37 @@
 
 #include <stdint.h>
 
+#include "backend.h"
 #include "config.h"
 #include "params.h"
 
 typedef struct {
     hy_config cfg;
     hy_param_table table;
-    float *arena;  // (table.total) fp32 parameters
-    hy_params p;   // named views into arena
+    float *arena;     // (table.total) fp32 parameters on the host: what load / save / init touch
+    hy_backend *be;   // where the model runs (the CPU backend until hy_model_attach)
+    float *dev;       // the backend's fp32 master parameters (== arena on the CPU)
+    void *mm;         // the backend's matmul view (== dev on the CPU, a bf16 copy on CUDA)
+    hy_params p;      // fp32 views into dev
+    hy_params pmm;    // matmul views into mm (addresses only handed to backend linear ops)
 } hy_model;
 
 // Loads config.json and the safetensors (single file or sharded index) of a model directory.
 // Accepts every name variant of model.md; any missing, unexpected or misshaped tensor is an error.
 int hy_model_load(hy_model *m, const char *dir);
-// Writes config.json + model.safetensors (F32, HF names) into dir (created if missing).
+// Writes config.json + model.safetensors (F32, HF names) into dir (created if missing) from the
+// host arena: after running on a device, call hy_model_sync_to_host first.
 int hy_model_save(const hy_model *m, const char *dir);
 // A model with HF's random init.
 void hy_model_init(hy_model *m, const hy_config *cfg, uint64_t seed);
 void hy_model_free(hy_model *m);
+// Moves the model onto a backend (uploading the parameters and building the matmul view). Load
+// and init attach the process-wide CPU backend; the model does not own the backend.
+void hy_model_attach(hy_model *m, hy_backend *be);
+// Copies the backend's fp32 master parameters back to the host arena (before saving).
+void hy_model_sync_to_host(hy_model *m);
+// The process-wide CPU backend (created on first use).
+hy_backend *hy_cpu_backend(void);
 // 0 when every id is in [0, vocab); otherwise −1 naming the first bad position and id.
 int hy_model_check_tokens(const hy_model *m, const int32_t *tokens, int n);
 
@@ -40,16 +53,17 @@ typedef struct {
     int T, n_docs;
 } hy_batch;
 
-// Decode state of n_slots sequences of up to max_len tokens each.
+// Decode state of n_slots sequences of up to max_len tokens each, in the model's backend memory.
 typedef struct {
+    hy_backend *be;
     int n_slots, max_len, n_layers;
-    int *len;                 // (n_slots) tokens held per slot
-    float **conv_window;      // per layer (GDN only): (n_slots, conv_dim, K−1) pre-conv inputs
-    float **gdn_state;        // per layer (GDN only): (n_slots, H_v, Dk, Dv) fp32
-    float **k_cache, **v_cache;  // per layer (attention only): (n_slots, max_len, H_kv, D)
+    int *len;                    // (n_slots) tokens held per slot (host)
+    float **conv_window;         // per layer (GDN only): (n_slots, conv_dim, K−1) pre-conv inputs, fp32
+    float **gdn_state;           // per layer (GDN only): (n_slots, H_v, Dk, Dv) fp32
+    hy_act **k_cache, **v_cache; // per layer (attention only): (n_slots, max_len, H_kv, D), activation type
 } hy_cache;
 
-void hy_cache_init(hy_cache *c, const hy_config *cfg, int n_slots, int max_len);
+void hy_cache_init(hy_cache *c, const hy_model *m, int n_slots, int max_len);
 void hy_cache_free(hy_cache *c);
 void hy_cache_reset_slot(hy_cache *c, const hy_config *cfg, int slot);
 
@@ -62,18 +76,16 @@ typedef enum {
     HY_LOGITS_LAST_DOC,  // logits (n_docs, V): each document's last token only
 } hy_logits_mode;
 
-// Forward. logits as per mode. When acts is non-NULL the activations for hy_model_backward are
+// Forward. logits (host memory) as per mode. When acts is non-NULL the activations for hy_model_backward are
 // kept (*acts must be freed with hy_acts_free). When cache is non-NULL, document d continues
 // slot slots[d] (acts must then be NULL: training never starts from a cache). Returns 0 / −1.
 int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, float *logits, hy_acts **acts,
                      hy_cache *cache, const int *slots);
-// Backward of Σ dlogits·logits (dlogits (T, V), mode HY_LOGITS_ALL) to every parameter:
-// grads (table.total floats, same layout as the arena) +=.
-void hy_model_backward(const hy_model *m, hy_acts *acts, const float *dlogits, float *grads);
-// The final hidden state xf (T, C) (after the final norm) of a training forward, and the backward
-// from its gradient dxf (T, C): what chunked lm_head + loss code uses so (T, V) logits never exist.
-const float *hy_acts_final_hidden(const hy_acts *acts);
-void hy_model_backward_hidden(const hy_model *m, hy_acts *acts, const float *dxf, float *grads);
+// The final hidden state xf (T, C) (after the final norm, backend memory, activation type) of a
+// training forward, and the backward from its gradient dxf (T, C): what chunked lm_head + loss
+// code uses so (T, V) logits never exist. grads are in backend memory (table layout, fp32).
+const hy_act *hy_acts_final_hidden(const hy_acts *acts);
+void hy_model_backward_hidden(const hy_model *m, hy_acts *acts, const hy_act *dxf, float *grads);
 void hy_acts_free(hy_acts *acts);
 
 // Next-token logprobs of a packed batch: out (T − n_docs) holds, document by document,

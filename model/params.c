@@ -102,14 +102,18 @@ const hy_param_spec *hy_param_table_find(const hy_param_table *t, const char *na
     return NULL;
 }
 
-void hy_params_bind(hy_params *p, const hy_param_table *t, const hy_config *cfg, float *arena) {
+void hy_params_bind_elems(hy_params *p, const hy_param_table *t, const hy_config *cfg, void *arena, size_t elem_bytes) {
     memset(p, 0, sizeof *p);
     for (int i = 0; i < t->n; i++) {
         const hy_param_spec *s = &t->specs[i];
         if (s->field == (size_t)-1) continue;  // k_proj / v_proj of GDN: reached through qkv_proj
-        *(float **)((char *)p + s->field) = arena + s->offset;
+        *(float **)((char *)p + s->field) = (float *)((char *)arena + s->offset * elem_bytes);
     }
     if (cfg->tie_word_embeddings) p->lm_head = p->embed;
+}
+
+void hy_params_bind(hy_params *p, const hy_param_table *t, const hy_config *cfg, float *arena) {
+    hy_params_bind_elems(p, t, cfg, arena, sizeof(float));
 }
 
 // dt ~ exp(U[log dt_min, log dt_max]) floored at dt_init_floor, stored as its inverse softplus

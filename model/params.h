@@ -71,6 +71,9 @@ void hy_param_table_free(hy_param_table *t);
 const hy_param_spec *hy_param_table_find(const hy_param_table *t, const char *name);
 // Points every field of p into arena (t->total floats); tied lm_head aliases embed.
 void hy_params_bind(hy_params *p, const hy_param_table *t, const hy_config *cfg, float *arena);
+// The same over an arena of elem_bytes-sized elements (the bf16 matmul view on CUDA): the fields
+// are then addresses of those elements, only ever handed to backend linear ops.
+void hy_params_bind_elems(hy_params *p, const hy_param_table *t, const hy_config *cfg, void *arena, size_t elem_bytes);
 // HF's init scheme (see hy_param_role), deterministic in seed.
 void hy_params_init_random(float *arena, const hy_param_table *t, const hy_config *cfg, uint64_t seed);
 

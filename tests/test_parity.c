@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "../common/hy_error.h"
-#include "../learner/trainer_cpu.h"
+#include "../learner/trainer.h"
 #include "../model/model.h"
 #include "../model/safetensors.h"
 
@@ -132,7 +132,7 @@ static void check_decode(const hy_model *m, const expect *e) {
     float *want_lp = read_f32(e, "gen.logprobs", &n_lp);
     const int V = m->cfg.vocab_size;
     hy_cache cache;
-    hy_cache_init(&cache, &m->cfg, 2, (int)(P + N));
+    hy_cache_init(&cache, m, 2, (int)(P + N));
     const int slot = 1;  // not slot 0, so slot offsets are exercised
     float *logits = hy_malloc(sizeof(float) * (size_t)V);
     int32_t *seq = hy_malloc(sizeof(int32_t) * (size_t)(P + N));

@@ -1,5 +1,5 @@
-// CPU full-batch trainer (see trainer_cpu.h).
-#include "trainer_cpu.h"
+// Full-batch trainer on the model's backend (see trainer.h).
+#include "trainer.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,18 +10,21 @@
 
 void hy_trainer_init(hy_trainer *t, hy_model *m, const adamw_params *hp, float grad_clip) {
     memset(t, 0, sizeof *t);
+    hy_backend *be = m->be;
+    const size_t bytes = m->table.total * sizeof(float);
     t->model = m;
     t->hp = *hp;
     t->grad_clip = grad_clip;
-    t->grads = hy_calloc(m->table.total, sizeof(float));
-    t->exp_avg = hy_calloc(m->table.total, sizeof(float));
-    t->exp_avg_sq = hy_calloc(m->table.total, sizeof(float));
+    t->grads = be->alloc_persistent(be, bytes);
+    t->exp_avg = be->alloc_persistent(be, bytes);
+    t->exp_avg_sq = be->alloc_persistent(be, bytes);
 }
 
 void hy_trainer_free(hy_trainer *t) {
-    free(t->grads);
-    free(t->exp_avg);
-    free(t->exp_avg_sq);
+    hy_backend *be = t->model->be;
+    be->free_persistent(be, t->grads);
+    be->free_persistent(be, t->exp_avg);
+    be->free_persistent(be, t->exp_avg_sq);
     memset(t, 0, sizeof *t);
 }
 
@@ -34,29 +37,33 @@ void hy_next_token_targets(const hy_batch *b, int32_t *targets) {
 int hy_trainer_loss_and_grads(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss,
                               double *grad_norm) {
     hy_model *m = t->model;
-    const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    hy_backend *be = m->be;
     hy_acts *acts = NULL;
     if (hy_model_forward(m, b, HY_LOGITS_NONE, NULL, &acts, NULL, NULL)) return -1;
-    memset(t->grads, 0, sizeof(float) * m->table.total);
+    be->f32_zero(be, t->grads, m->table.total);
     hy_params g;
     hy_params_bind(&g, &m->table, &m->cfg, t->grads);
-    float *dxf = hy_calloc((size_t)b->T * C, sizeof(float));
-    *loss = lm_loss_mean_ce(hy_acts_final_hidden(acts), m->p.lm_head, targets, b->T, C, V, dxf, g.lm_head);
+    const size_t mark = be->mark(be);
+    hy_act *dxf = be->act_alloc(be, (size_t)b->T * m->cfg.hidden_size);
+    *loss = lm_loss_mean_ce(m, hy_acts_final_hidden(acts), targets, b->T, dxf, g.lm_head);
     hy_model_backward_hidden(m, acts, dxf, t->grads);
-    free(dxf);
+    be->release(be, mark);
     hy_acts_free(acts);
-    *grad_norm = sqrt(grad_sumsq(t->grads, m->table.total));
+    *grad_norm = sqrt(be->grad_sumsq(be, t->grads, m->table.total));
     return 0;
 }
 
 int hy_trainer_step(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss, double *grad_norm) {
     if (hy_trainer_loss_and_grads(t, b, targets, loss, grad_norm)) return -1;
-    const size_t n = t->model->table.total;
+    hy_model *m = t->model;
+    hy_backend *be = m->be;
+    const size_t n = m->table.total;
     if (t->grad_clip > 0.0f) {
         float coef = grad_clip_coef(*grad_norm, t->grad_clip);
-        if (coef < 1.0f) grad_scale(t->grads, n, coef);
+        if (coef < 1.0f) be->grad_scale(be, t->grads, n, coef);
     }
     t->step++;
-    adamw_step(t->model->arena, t->exp_avg, t->exp_avg_sq, t->grads, n, &t->hp, t->step, 1);
+    be->adamw_step(be, m->dev, m->mm == (void *)m->dev ? NULL : m->mm, t->exp_avg, t->exp_avg_sq, t->grads, n, &t->hp,
+                   t->step, 1);
     return 0;
 }
