@@ -12,6 +12,7 @@
 #include "../common/hy_error.h"
 #include "../common/jsonl.h"
 #include "../model/chat_template.h"
+#include "device.h"
 
 int cli_error(const char *cmd) {
     fprintf(stderr, "hybrid %s: error: %s\n", cmd, hy_last_error());
@@ -44,18 +45,28 @@ int cli_copy_file(const char *from, const char *to) {
     return rc;
 }
 
-int cli_load_model(const char *dir, const char *tokenizer_arg, hy_model *m, hy_tokenizer **tok) {
+int cli_load_model(const char *dir, const char *tokenizer_arg, const char *device, hy_model *m, hy_tokenizer **tok) {
     *tok = NULL;
     if (!dir) return hy_fail("--model DIR is required");
+    hy_backend *be;
+    if (cli_device_open(device, &be)) return -1;
     char path[4096];
     const char *tokenizer_path = cli_tokenizer_path(dir, tokenizer_arg, path, sizeof path);
-    if (tokenizer_path && hy_tokenizer_load(tok, tokenizer_path)) return -1;
-    if (hy_model_load(m, dir)) {
+    if ((tokenizer_path && hy_tokenizer_load(tok, tokenizer_path)) || hy_model_load(m, dir)) {
         hy_tokenizer_free(*tok);
         *tok = NULL;
+        cli_device_close(be);
         return -1;
     }
+    if (be != m->be) hy_model_attach(m, be);
     return 0;
+}
+
+void cli_unload_model(hy_model *m, hy_tokenizer *tok) {
+    hy_backend *be = m->be;
+    hy_tokenizer_free(tok);
+    hy_model_free(m);
+    cli_device_close(be);
 }
 
 static int need_tokenizer(const hy_tokenizer *tok, const char *where, const char *field) {

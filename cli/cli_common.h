@@ -11,9 +11,11 @@
 
 // Prints "hybrid <cmd>: error: <last error>" to stderr; returns 1 (the exit code).
 int cli_error(const char *cmd);
-// Loads DIR (config.json + safetensors) and a tokenizer: tokenizer_path if given, else
-// DIR/tokenizer.json if it exists, else none (*tok = NULL).
-int cli_load_model(const char *dir, const char *tokenizer_path, hy_model *m, hy_tokenizer **tok);
+// Loads DIR (config.json + safetensors) onto the backend named by device ("cpu", "cuda", "auto"
+// or NULL = auto) and a tokenizer: tokenizer_path if given, else DIR/tokenizer.json if it exists,
+// else none (*tok = NULL). cli_unload_model releases all three.
+int cli_load_model(const char *dir, const char *tokenizer_path, const char *device, hy_model *m, hy_tokenizer **tok);
+void cli_unload_model(hy_model *m, hy_tokenizer *tok);
 // One input object: {"tokens":[...]}, {"text":"..."} or {"messages":[...]} (ChatML, no generation
 // prompt) → ids. where ("file:line") prefixes every message.
 int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *where, int32_t **ids, int *n);

@@ -23,6 +23,7 @@ static const arg_spec specs[] = {
     {"ignore-eos", ARG_FLAG, NULL, "do not stop at the config's eos ids", 0, 0},
     {"json", ARG_FLAG, NULL, "print JSON: prompt and generated tokens, logprobs, text, finish reason", 0, 0},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
+    {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
 };
 static const arg_command command = {
     "generate",
@@ -112,7 +113,8 @@ int cmd_generate(int argc, char **argv) {
     }
     hy_model m;
     hy_tokenizer *tok;
-    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), &m, &tok)) return cli_error("generate");
+    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), arg_str(&a, "device"), &m, &tok))
+        return cli_error("generate");
     int32_t *prompt = NULL;
     int n_prompt = 0;
     if (prompt_ids) {
@@ -162,7 +164,6 @@ int cmd_generate(int argc, char **argv) {
     free(g.logprobs);
     free(g.model_logprobs);
     free(prompt);
-    hy_tokenizer_free(tok);
-    hy_model_free(&m);
+    cli_unload_model(&m, tok);
     return rc ? cli_error("generate") : 0;
 }

@@ -18,6 +18,7 @@ static const arg_spec specs[] = {
     {"input", ARG_STR, NULL, "JSONL: {\"tokens\":[...]}, {\"text\":...} or {\"messages\":[...]} per line", 0, 0},
     {"output", ARG_STR, NULL, "JSONL written: {\"tokens\":[...],\"logprobs\":[...]} per input line", 0, 0},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
+    {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
 };
 typedef struct {
     const hy_model *model;
@@ -67,7 +68,8 @@ int cmd_score(int argc, char **argv) {
     }
     hy_model m;
     hy_tokenizer *tok;
-    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), &m, &tok)) return cli_error("score");
+    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), arg_str(&a, "device"), &m, &tok))
+        return cli_error("score");
     scoring sc = {&m, fopen(out_path, "w"), out_path, 0};
     if (!sc.out) {
         rc = hy_fail("%s: cannot create", out_path);
@@ -75,8 +77,7 @@ int cmd_score(int argc, char **argv) {
         rc = cli_for_each_sequence(in_path, &m, tok, score_sequence, &sc) < 0 ? -1 : 0;
         if (fclose(sc.out) && !rc) rc = hy_fail("%s: write failed", out_path);
     }
-    hy_tokenizer_free(tok);
-    hy_model_free(&m);
+    cli_unload_model(&m, tok);
     if (rc) {
         cli_error("score");
         fprintf(stderr, "hybrid score: %ld line(s) scored and written to %s before stopping\n", sc.written, out_path);

@@ -28,6 +28,7 @@ static const arg_spec specs[] = {
     {"weight-decay", ARG_FLOAT, "0.01", "AdamW decoupled weight decay, applied to every parameter", 0, 0},
     {"grad-clip", ARG_FLOAT, "1.0", "global grad-norm clipping threshold; 0 = no clipping", 0, 1e30},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
+    {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
 };
 static const arg_command command = {
     "sft",
@@ -77,7 +78,8 @@ int cmd_sft(int argc, char **argv) {
     }
     hy_model m;
     hy_tokenizer *tok;
-    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), &m, &tok)) return cli_error("sft");
+    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), arg_str(&a, "device"), &m, &tok))
+        return cli_error("sft");
     packed p = {0};
     rc = read_data(data, &m, tok, &p);
     if (!rc) {
@@ -115,7 +117,6 @@ int cmd_sft(int argc, char **argv) {
     }
     free(p.tokens);
     free(p.cu);
-    hy_tokenizer_free(tok);
-    hy_model_free(&m);
+    cli_unload_model(&m, tok);
     return rc ? cli_error("sft") : 0;
 }

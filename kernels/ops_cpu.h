@@ -20,6 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // ---- embedding ---------------------------------------------------------------------------------
 // out (T, C) = table[ids[t]]; table (V, C).
 void embedding_forward(float *out, const int32_t *ids, const float *table, int T, int C);
@@ -167,5 +171,9 @@ double grad_sumsq(const float *g, size_t n);
 // Clip coefficient of torch.nn.utils.clip_grad_norm_: min(1, max_norm / (total_norm + 1e-6)).
 float grad_clip_coef(double total_norm, float max_norm);
 void grad_scale(float *g, size_t n, float coef);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

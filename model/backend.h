@@ -18,6 +18,10 @@
 
 #include "../kernels/ops_cpu.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { HY_DEVICE_CPU = 0, HY_DEVICE_CUDA = 1 } hy_device;
 
 typedef struct hy_backend hy_backend;
@@ -127,10 +131,12 @@ struct hy_backend {
 };
 
 hy_backend *hy_backend_cpu_new(void);
-// NULL with a message when CUDA is not compiled in or no GPU is usable.
+// Defined only in CUDA builds (model/backend_cuda.cu): NULL with a message when no GPU is usable.
 hy_backend *hy_backend_cuda_new(void);
-// "cpu", "cuda", or "auto" (CUDA when a GPU is present).
-hy_backend *hy_backend_new(const char *name);
 int hy_backend_cuda_available(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

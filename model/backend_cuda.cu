@@ -1,0 +1,368 @@
+// The CUDA backend: the kernels of kernels/cuda behind the hy_backend table, on one stream.
+//
+// Activations are bf16; parameters keep an fp32 master arena and a bf16 matmul copy. Step memory
+// comes from a device arena made of a few large blocks that are kept across steps: release only
+// rewinds, and the same sequence of requests lands in the same blocks on the next step, so after
+// the first step nothing is allocated (sizes are learned once, never grown in steady state).
+// Host <-> device copies synchronise the stream; everything else is asynchronous.
+#include <string.h>
+
+#include <vector>
+
+#include "../common/hy_error.h"
+#include "../kernels/cuda/cuda_check.h"
+#include "../kernels/cuda/gemm.h"
+#include "../kernels/ops_cuda.h"
+#include "backend.h"
+
+namespace {
+
+constexpr size_t kAlign = 256;
+constexpr size_t kMinBlock = 64u << 20;
+
+struct block {
+    char *base;
+    size_t size;
+};
+
+struct cuda_backend {
+    hy_backend base;  // first: the table pointer is the backend pointer
+    cudaStream_t stream;
+    hy_gemm *gemm;
+    std::vector<block> blocks;
+    size_t cur_block, cur_offset;  // arena position
+    double *sumsq;                 // device scalar for grad_sumsq
+};
+
+cuda_backend *cb(hy_backend *be) { return reinterpret_cast<cuda_backend *>(be); }
+
+// Arena position encoded as one number for mark/release.
+size_t encode(size_t blk, size_t off) { return (blk << 40) | off; }
+
+void *arena_alloc(hy_backend *be, size_t bytes) {
+    cuda_backend *c = cb(be);
+    bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+    if (bytes == 0) bytes = kAlign;
+    while (c->cur_block < c->blocks.size()) {
+        block &b = c->blocks[c->cur_block];
+        if (c->cur_offset + bytes <= b.size) {
+            void *p = b.base + c->cur_offset;
+            c->cur_offset += bytes;
+            CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
+            return p;
+        }
+        c->cur_block++;
+        c->cur_offset = 0;
+    }
+    // first time this much is needed: grow by a block at least twice the last one
+    size_t size = c->blocks.empty() ? kMinBlock : 2 * c->blocks.back().size;
+    if (size < bytes) size = bytes;
+    block b;
+    CUDA_CHECK(cudaMalloc(&b.base, size));
+    b.size = size;
+    c->blocks.push_back(b);
+    c->cur_block = c->blocks.size() - 1;
+    c->cur_offset = bytes;
+    CUDA_CHECK(cudaMemsetAsync(b.base, 0, bytes, c->stream));
+    return b.base;
+}
+
+hy_act *act_alloc(hy_backend *be, size_t n) { return arena_alloc(be, n * sizeof(hy_bf16)); }
+float *f32_alloc(hy_backend *be, size_t n) { return (float *)arena_alloc(be, n * sizeof(float)); }
+int32_t *i32_upload(hy_backend *be, const int32_t *host, size_t n) {
+    int32_t *p = (int32_t *)arena_alloc(be, n * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpyAsync(p, host, n * sizeof(int32_t), cudaMemcpyHostToDevice, cb(be)->stream));
+    return p;
+}
+size_t mark(hy_backend *be) { return encode(cb(be)->cur_block, cb(be)->cur_offset); }
+void release(hy_backend *be, size_t m) {
+    cb(be)->cur_block = m >> 40;
+    cb(be)->cur_offset = m & ((1ull << 40) - 1);
+}
+void act_zero(hy_backend *be, hy_act *x, size_t n) {
+    CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(hy_bf16), cb(be)->stream));
+}
+void f32_zero(hy_backend *be, float *x, size_t n) {
+    CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), cb(be)->stream));
+}
+void act_copy(hy_backend *be, hy_act *d, const hy_act *s, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(d, s, n * sizeof(hy_bf16), cudaMemcpyDeviceToDevice, cb(be)->stream));
+}
+void f32_copy(hy_backend *be, float *d, const float *s, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(d, s, n * sizeof(float), cudaMemcpyDeviceToDevice, cb(be)->stream));
+}
+void f32_to_host(hy_backend *be, float *h, const float *s, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(h, s, n * sizeof(float), cudaMemcpyDeviceToHost, cb(be)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
+}
+void f32_from_host(hy_backend *be, float *d, const float *h, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(d, h, n * sizeof(float), cudaMemcpyHostToDevice, cb(be)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
+}
+void *alloc_persistent(hy_backend *be, size_t bytes) {
+    void *p;
+    CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1));
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, cb(be)->stream));
+    return p;
+}
+void free_persistent(hy_backend *be, void *p) {
+    CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
+    CUDA_CHECK(cudaFree(p));
+}
+void synchronize(hy_backend *be) { CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream)); }
+void destroy(hy_backend *be) {
+    cuda_backend *c = cb(be);
+    cudaStreamSynchronize(c->stream);
+    for (block &b : c->blocks) cudaFree(b.base);
+    cudaFree(c->sumsq);
+    hy_gemm_destroy(c->gemm);
+    cudaStreamDestroy(c->stream);
+    delete c;
+}
+
+#define S (cb(be)->stream)
+typedef const hy_bf16 *cbf;
+typedef hy_bf16 *bf;
+
+void add(hy_backend *be, hy_act *y, const hy_act *a, const hy_act *b, size_t n) { add_bf16_cuda((bf)y, (cbf)a, (cbf)b, n, S); }
+void accumulate(hy_backend *be, hy_act *y, const hy_act *x, size_t n) { accumulate_bf16_cuda((bf)y, (cbf)x, n, S); }
+void copy_columns(hy_backend *be, hy_act *d, const hy_act *s, int T, int stride, int col, int w) {
+    copy_columns_bf16_cuda((bf)d, (cbf)s, T, stride, col, w, S);
+}
+void accumulate_columns(hy_backend *be, hy_act *d, const hy_act *s, int T, int stride, int col, int w) {
+    accumulate_columns_bf16_cuda((bf)d, (cbf)s, T, stride, col, w, S);
+}
+void embedding_fwd(hy_backend *be, hy_act *out, const int32_t *ids, const void *table, int T, int C) {
+    embedding_forward_cuda((bf)out, ids, (cbf)table, T, C, S);
+}
+void embedding_bwd(hy_backend *be, float *dt, const int32_t *ids, const hy_act *dout, int T, int C, int skip) {
+    embedding_backward_cuda(dt, ids, (cbf)dout, T, C, skip, S);
+}
+void linear_fwd(hy_backend *be, hy_act *y, const hy_act *x, const void *w, int N, int in, int out) {
+    linear_forward_cuda(cb(be)->gemm, (bf)y, NULL, (cbf)x, (cbf)w, N, in, out, S);
+}
+void linear_fwd_f32(hy_backend *be, float *y, const hy_act *x, const void *w, int N, int in, int out) {
+    linear_forward_cuda(cb(be)->gemm, NULL, y, (cbf)x, (cbf)w, N, in, out, S);
+}
+void linear_bwd(hy_backend *be, hy_act *dx, float *dw, const hy_act *dy, const hy_act *x, const void *w, int N, int in,
+                int out) {
+    linear_backward_cuda(cb(be)->gemm, (bf)dx, dw, (cbf)dy, (cbf)x, (cbf)w, N, in, out, S);
+}
+void rmsnorm_fwd(hy_backend *be, hy_act *y, float *rstd, const hy_act *x, const float *w, int N, int D, float eps) {
+    rmsnorm_forward_cuda((bf)y, rstd, (cbf)x, w, N, D, eps, S);
+}
+void rmsnorm_bwd(hy_backend *be, hy_act *dx, float *dw, const hy_act *dy, const hy_act *x, const float *w,
+                 const float *rstd, int N, int D) {
+    rmsnorm_backward_cuda((bf)dx, dw, (cbf)dy, (cbf)x, w, rstd, N, D, S);
+}
+void gated_fwd(hy_backend *be, hy_act *y, float *rstd, const hy_act *x, const hy_act *z, const float *w, int N, int D,
+               float eps) {
+    gated_rmsnorm_forward_cuda((bf)y, rstd, (cbf)x, (cbf)z, w, N, D, eps, S);
+}
+void gated_bwd(hy_backend *be, hy_act *dx, hy_act *dz, float *dw, const hy_act *dy, const hy_act *x, const hy_act *z,
+               const float *w, const float *rstd, int N, int D) {
+    gated_rmsnorm_backward_cuda((bf)dx, (bf)dz, dw, (cbf)dy, (cbf)x, (cbf)z, w, rstd, N, D, S);
+}
+void l2_fwd(hy_backend *be, hy_act *y, float *r, const hy_act *x, int N, int D, float eps) {
+    l2norm_forward_cuda((bf)y, r, (cbf)x, N, D, eps, S);
+}
+void l2_bwd(hy_backend *be, hy_act *dx, const hy_act *dy, const hy_act *x, const float *r, int N, int D) {
+    l2norm_backward_cuda((bf)dx, (cbf)dy, (cbf)x, r, N, D, S);
+}
+void conv_fwd(hy_backend *be, hy_act *y, float *wout, const hy_act *x, const float *w, const float *win,
+              const int32_t *cu, int n_docs, int T, int Ch, int K) {
+    conv1d_silu_forward_cuda((bf)y, wout, (cbf)x, w, win, cu, n_docs, T, Ch, K, S);
+}
+void conv_bwd(hy_backend *be, hy_act *dx, float *dw, const hy_act *dy, const hy_act *x, const float *w,
+              const int32_t *cu, int n_docs, int T, int Ch, int K) {
+    conv1d_silu_backward_cuda((bf)dx, dw, NULL, (cbf)dy, (cbf)x, w, NULL, cu, n_docs, T, Ch, K, S);
+}
+void gates_fwd(hy_backend *be, float *beta, float *g, const hy_act *b, const hy_act *a, const float *A_log,
+               const float *dt_bias, int T, int H, int neg) {
+    gdn_gates_forward_cuda(beta, g, (cbf)b, (cbf)a, A_log, dt_bias, T, H, neg, S);
+}
+void gates_bwd(hy_backend *be, hy_act *db, hy_act *da, float *dA_log, float *ddt, const float *dbeta, const float *dg,
+               const hy_act *b, const hy_act *a, const float *A_log, const float *dt_bias, int T, int H, int neg) {
+    gdn_gates_backward_cuda((bf)db, (bf)da, dA_log, ddt, dbeta, dg, (cbf)b, (cbf)a, A_log, dt_bias, T, H, neg, S);
+}
+void chunked_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const hy_act *q, const hy_act *k,
+                 const hy_act *v, const float *g, const float *beta, const float *si) {
+    const size_t m = mark(be);
+    void *ws = arena_alloc(be, gdn_chunked_workspace_bytes(s));
+    gdn_chunked_forward_cuda(s, (bf)o, so, (cbf)q, (cbf)k, (cbf)v, g, beta, si, ws, S);
+    release(be, m);
+}
+// Decode: forward.c hands the gathered states of its n_docs one-token documents, so sequence b's
+// state is slot b of that buffer.
+void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const hy_act *q, const hy_act *k,
+                   const hy_act *v, const float *g, const float *beta, const float *si) {
+    const size_t m = mark(be);
+    std::vector<int32_t> ident(s->n_docs);
+    for (int i = 0; i < s->n_docs; i++) ident[i] = i;
+    int32_t *slots = i32_upload(be, ident.data(), ident.size());
+    const size_t per = (size_t)s->H_v * s->Dk * s->Dv;
+    if (so != si) {
+        if (si)
+            f32_copy(be, so, si, s->n_docs * per);
+        else
+            f32_zero(be, so, s->n_docs * per);
+    }
+    gdn_decode_step_cuda((bf)o, so, slots, (cbf)q, (cbf)k, (cbf)v, g, beta, s->n_docs, s->H_k, s->H_v, s->Dk, s->Dv,
+                         s->scale, S);
+    release(be, m);
+}
+void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg, float *dbeta,
+                 const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v, const float *g,
+                 const float *beta) {
+    const size_t m = mark(be);
+    void *ws = arena_alloc(be, gdn_chunked_workspace_bytes(s));
+    gdn_chunked_backward_cuda(s, (bf)dq, (bf)dk, (bf)dv, dg, dbeta, NULL, (cbf)d_o, NULL, (cbf)q, (cbf)k, (cbf)v, g,
+                              beta, NULL, ws, S);
+    release(be, m);
+}
+void rope_fwd(hy_backend *be, hy_act *x, const int32_t *pos, int T, int H, int D, float theta) {
+    rope_forward_cuda((bf)x, pos, T, H, D, theta, S);
+}
+void rope_bwd(hy_backend *be, hy_act *dx, const int32_t *pos, int T, int H, int D, float theta) {
+    rope_backward_cuda((bf)dx, pos, T, H, D, theta, S);
+}
+void attn_fwd(hy_backend *be, const attn_shape *s, hy_act *o, float *lse, const hy_act *q, const hy_act *k,
+              const hy_act *v) {
+    attention_forward_cuda(s, (bf)o, lse, (cbf)q, (cbf)k, (cbf)v, S);
+}
+void attn_bwd(hy_backend *be, const attn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, const hy_act *d_o,
+              const hy_act *q, const hy_act *k, const hy_act *v, const hy_act *o, const float *lse) {
+    const size_t m = mark(be);
+    void *ws = arena_alloc(be, attention_backward_workspace_bytes(s));
+    attention_backward_cuda(s, (bf)dq, (bf)dk, (bf)dv, (cbf)d_o, (cbf)q, (cbf)k, (cbf)v, (cbf)o, lse, ws, S);
+    release(be, m);
+}
+void kv_append(hy_backend *be, hy_act *cache, const hy_act *kv, int slot, int p0, int n, int max_len, int width) {
+    char *dst = (char *)cache + ((size_t)slot * max_len + p0) * width * sizeof(hy_bf16);
+    CUDA_CHECK(cudaMemcpyAsync(dst, kv, (size_t)n * width * sizeof(hy_bf16), cudaMemcpyDeviceToDevice, S));
+}
+void attn_cached(hy_backend *be, hy_act *o, const hy_act *q, const hy_act *kc, const hy_act *vc, const int *slots,
+                 const int *q_start, const int *q_len, const int *lens, int n_docs, int max_len, int H, int H_kv,
+                 int D, float scale) {
+    const size_t m = mark(be);
+    std::vector<int32_t> host(4 * (size_t)n_docs);
+    int max_tq = 0;
+    for (int d = 0; d < n_docs; d++) {
+        host[d] = slots[d];
+        host[n_docs + d] = q_start[d];
+        host[2 * n_docs + d] = q_len[d];
+        host[3 * n_docs + d] = lens[d];
+        if (q_len[d] > max_tq) max_tq = q_len[d];
+    }
+    int32_t *dev = i32_upload(be, host.data(), host.size());
+    attention_cached_cuda((bf)o, (cbf)q, (cbf)kc, (cbf)vc, dev, dev + n_docs, dev + 2 * n_docs, dev + 3 * n_docs,
+                          n_docs, max_tq, max_len, H, H_kv, D, scale, S);
+    release(be, m);
+}
+void swiglu_fwd(hy_backend *be, hy_act *h, const hy_act *g, const hy_act *u, int N, int F) {
+    swiglu_forward_cuda((bf)h, (cbf)g, (cbf)u, N, F, S);
+}
+void swiglu_bwd(hy_backend *be, hy_act *dg, hy_act *du, const hy_act *dh, const hy_act *g, const hy_act *u, int N,
+                int F) {
+    swiglu_backward_cuda((bf)dg, (bf)du, (cbf)dh, (cbf)g, (cbf)u, N, F, S);
+}
+void logp_fwd(hy_backend *be, float *logp, float *lse, const float *logits, const int32_t *t, int N, int V) {
+    logprobs_forward_cuda(logp, lse, logits, t, N, V, S);
+}
+void logp_bwd(hy_backend *be, hy_act *dl, const float *dlogp, const float *logits, const float *lse, const int32_t *t,
+              int N, int V) {
+    logprobs_backward_cuda((bf)dl, dlogp, logits, lse, t, N, V, S);
+}
+void adamw(hy_backend *be, float *p, void *mm, float *m, float *v, const float *g, size_t n, const adamw_params *hp,
+           int step, int decay) {
+    adamw_step_cuda(p, (bf)mm, m, v, g, n, *hp, step, decay, S);
+}
+double sumsq(hy_backend *be, const float *g, size_t n) {
+    cuda_backend *c = cb(be);
+    CUDA_CHECK(cudaMemsetAsync(c->sumsq, 0, sizeof(double), c->stream));
+    grad_sumsq_cuda(c->sumsq, g, n, c->stream);
+    double out;
+    CUDA_CHECK(cudaMemcpyAsync(&out, c->sumsq, sizeof out, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    return out;
+}
+void scale(hy_backend *be, float *g, size_t n, float coef) { grad_scale_cuda(g, n, coef, S); }
+void to_mm(hy_backend *be, void *mm, const float *p, size_t n) { f32_to_bf16_cuda((bf)mm, p, n, S); }
+
+#undef S
+
+}  // namespace
+
+extern "C" int hy_backend_cuda_available(void) {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+extern "C" hy_backend *hy_backend_cuda_new(void) {
+    if (!hy_backend_cuda_available()) {
+        hy_fail("no usable CUDA device (cudaGetDeviceCount found none)");
+        return NULL;
+    }
+    cuda_backend *c = new cuda_backend();
+    CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    c->gemm = hy_gemm_new(32u << 20);
+    CUDA_CHECK(cudaMalloc(&c->sumsq, sizeof(double)));
+    c->cur_block = c->cur_offset = 0;
+    hy_backend *b = &c->base;
+    memset(b, 0, sizeof *b);
+    b->device = HY_DEVICE_CUDA;
+    b->name = "cuda";
+    b->act_bytes = sizeof(hy_bf16);
+    b->act_alloc = act_alloc;
+    b->f32_alloc = f32_alloc;
+    b->i32_upload = i32_upload;
+    b->mark = mark;
+    b->release = release;
+    b->act_zero = act_zero;
+    b->f32_zero = f32_zero;
+    b->act_copy = act_copy;
+    b->f32_copy = f32_copy;
+    b->f32_to_host = f32_to_host;
+    b->f32_from_host = f32_from_host;
+    b->alloc_persistent = alloc_persistent;
+    b->free_persistent = free_persistent;
+    b->synchronize = synchronize;
+    b->destroy = destroy;
+    b->add = add;
+    b->accumulate = accumulate;
+    b->copy_columns = copy_columns;
+    b->accumulate_columns = accumulate_columns;
+    b->embedding_forward = embedding_fwd;
+    b->embedding_backward = embedding_bwd;
+    b->linear_forward = linear_fwd;
+    b->linear_forward_f32 = linear_fwd_f32;
+    b->linear_backward = linear_bwd;
+    b->rmsnorm_forward = rmsnorm_fwd;
+    b->rmsnorm_backward = rmsnorm_bwd;
+    b->gated_rmsnorm_forward = gated_fwd;
+    b->gated_rmsnorm_backward = gated_bwd;
+    b->l2norm_forward = l2_fwd;
+    b->l2norm_backward = l2_bwd;
+    b->conv1d_silu_forward = conv_fwd;
+    b->conv1d_silu_backward = conv_bwd;
+    b->gdn_gates_forward = gates_fwd;
+    b->gdn_gates_backward = gates_bwd;
+    b->gdn_chunked_forward = chunked_fwd;
+    b->gdn_recurrent_forward = recurrent_fwd;
+    b->gdn_chunked_backward = chunked_bwd;
+    b->rope_forward = rope_fwd;
+    b->rope_backward = rope_bwd;
+    b->attention_forward = attn_fwd;
+    b->attention_backward = attn_bwd;
+    b->kv_append = kv_append;
+    b->attention_cached = attn_cached;
+    b->swiglu_forward = swiglu_fwd;
+    b->swiglu_backward = swiglu_bwd;
+    b->logprobs_forward = logp_fwd;
+    b->logprobs_backward = logp_bwd;
+    b->adamw_step = adamw;
+    b->grad_sumsq = sumsq;
+    b->grad_scale = scale;
+    b->params_to_matmul_view = to_mm;
+    return b;
+}
