@@ -21,7 +21,7 @@ step configure cmake -S . -B build-gpu -DCMAKE_CUDA_ARCHITECTURES=90a
 step build cmake --build build-gpu -j16
 step gpu-tests ctest --test-dir build-gpu -L gpu --output-on-failure
 for t in build-gpu/test_*_gpu; do
-  [ -x "$t" ] && step "memcheck-$(basename "$t")" compute-sanitizer --tool memcheck --error-exitcode 1 "$t"
+  [ -x "$t" ] && step "memcheck-$(basename "$t")" compute-sanitizer --tool memcheck --error-exitcode 1 "$t" .
 done
 step cpu-tests ctest --test-dir build-gpu -LE gpu --output-on-failure
 step fixtures python3 tests/fixtures/make_fixtures.py --out "$out/parity"
