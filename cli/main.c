@@ -17,6 +17,7 @@ static const command commands[] = {
     {"score", cmd_score, "per-token logprobs of sequences from JSONL"},
     {"sft", cmd_sft, "full-batch AdamW fine-tuning on the CPU reference path"},
     {"tokenize", cmd_tokenize, "encode text or chat messages, or decode ids"},
+    {"bench", cmd_bench, "kernel benchmarks against the GPU's ceilings and the peers (CUDA builds)"},
 };
 
 static void usage(FILE *out) {

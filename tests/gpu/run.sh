@@ -32,5 +32,11 @@ step hf-loads-ours bash -c "build-gpu/hybrid init --preset tiny --out $m/m --see
   build-gpu/hybrid sft --model $m/m --data $m/d.jsonl --out $m/m2 --steps 5 --lr 3e-2 &&
   build-gpu/hybrid score --model $m/m2 --input $m/d.jsonl --output $m/s.jsonl &&
   python3 tests/fixtures/check_hf_load.py $m/m2 $m/s.jsonl"
+if [ -d .whl ]; then  # fla peers, carried as wheels (performance.md)
+  pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >"$out/pip.log" 2>&1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+step bench build-gpu/hybrid bench kernels --peers evals/bench/kernel_peers.py
+cp "$out/bench.log" "$dest/bench.txt" 2>/dev/null
 printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
 tar -C "$dest" -czf "$dest/gpu-run.tgz" gpu-run && rm -rf "$out"
