@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__GNUC__)
 #define HY_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
@@ -29,5 +33,9 @@ void *hy_malloc(size_t n);
 void *hy_calloc(size_t count, size_t size);
 void *hy_realloc(void *p, size_t n);
 char *hy_strdup(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
