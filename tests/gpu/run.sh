@@ -32,6 +32,14 @@ step hf-loads-ours bash -c "build-gpu/hybrid init --preset tiny --out $m/m --see
   build-gpu/hybrid sft --model $m/m --data $m/d.jsonl --out $m/m2 --steps 5 --lr 3e-2 &&
   build-gpu/hybrid score --model $m/m2 --input $m/d.jsonl --output $m/s.jsonl &&
   python3 tests/fixtures/check_hf_load.py $m/m2 $m/s.jsonl"
+step cli-cuda bash -c "build-gpu/hybrid init --preset tiny-dolma2 --tokenizer model/tokenizers/dolma2-tokenizer.json --out $m/d --seed 2 &&
+  printf '{\"text\":\"The quick brown fox jumps over the lazy dog.\"}\n{\"tokens\":[5,6,7,8,9,10,11,12]}\n' >$m/t.jsonl &&
+  build-gpu/hybrid sft --device cuda --model $m/d --data $m/t.jsonl --out $m/d2 --steps 3 --lr 1e-2 &&
+  build-gpu/hybrid sft --device cpu --model $m/d --data $m/t.jsonl --out $m/d3 --steps 3 --lr 1e-2 &&
+  build-gpu/hybrid score --device cuda --model $m/d2 --input $m/t.jsonl --output $m/s_gpu.jsonl &&
+  build-gpu/hybrid score --device cpu --model $m/d2 --input $m/t.jsonl --output $m/s_cpu.jsonl &&
+  head -c 300 $m/s_gpu.jsonl && echo && head -c 300 $m/s_cpu.jsonl && echo &&
+  build-gpu/hybrid generate --device cuda --model $m/d2 --prompt 'Hello' --max-new-tokens 16 --seed 3 --json"
 if [ -d .whl ]; then  # fla peers, carried as wheels (performance.md)
   pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >"$out/pip.log" 2>&1
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
