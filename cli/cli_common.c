@@ -58,6 +58,13 @@ int cli_load_model(const char *dir, const char *tokenizer_arg, const char *devic
         cli_device_close(be);
         return -1;
     }
+    if (cli_device_check(be, &m->cfg)) {
+        hy_tokenizer_free(*tok);
+        *tok = NULL;
+        hy_model_free(m);
+        cli_device_close(be);
+        return -1;
+    }
     if (be != m->be) hy_model_attach(m, be);
     return 0;
 }

@@ -32,3 +32,15 @@ int cli_device_open(const char *name, hy_backend **out) {
 void cli_device_close(hy_backend *be) {
     if (be && be != hy_cpu_backend()) be->destroy(be);
 }
+
+int cli_device_check(const hy_backend *be, const hy_config *c) {
+    if (be->device != HY_DEVICE_CUDA) return 0;
+    const int dims[3] = {c->head_dim, c->linear_key_head_dim, c->linear_value_head_dim};
+    const char *names[3] = {"head_dim", "linear_key_head_dim", "linear_value_head_dim"};
+    for (int i = 0; i < 3; i++)
+        if (dims[i] % 16 || dims[i] > 256)
+            return hy_fail("--device cuda: config %s = %d; the CUDA kernels take multiples of 16 up to 256 "
+                           "(use --device cpu for this model)",
+                           names[i], dims[i]);
+    return 0;
+}

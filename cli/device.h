@@ -6,6 +6,8 @@
 
 // name: "cpu", "cuda" or "auto" (NULL = auto). Returns 0 / −1 (message set).
 int cli_device_open(const char *name, hy_backend **out);
+// Whether the backend's kernels take this model's shapes (CUDA: head dims multiples of 16, ≤ 256).
+int cli_device_check(const hy_backend *be, const hy_config *cfg);
 // Destroys a backend cli_device_open made (the shared CPU backend is left alone).
 void cli_device_close(hy_backend *be);
 

@@ -31,7 +31,9 @@ static int run(hy_gemm *g, int N, int in, int out) {
     int fail = check_bf16("y (bf16)", download_bf16(y.p, y.n), y_ref);
     // fp32 output: same products, different summation order; |Δ| ≲ in · 2^-24 · Σ|x w| — 1e-4 relative
     fail |= check_f32("y (fp32)", download(y32.p, y32.n), y_ref, 1e-4, 1e-4);
-    fail |= check_bf16("dx (bf16, accumulated)", download_bf16(dx->p, dx->n), dx_ref);
+    // accumulating into bf16 rounds twice (cuBLASLt's epilogue rounds the product before adding
+    // the old value, then the sum): a naive same-precision version has that error too, so 3×
+    fail |= check_bf16("dx (bf16, accumulated)", download_bf16(dx->p, dx->n), dx_ref, 3.0);
     fail |= check_f32("dw (fp32, accumulated)", download(dw.p, dw.n), dw_ref, 1e-3, 1e-4);
     delete dx_in;
     delete dw_in;
@@ -43,7 +45,10 @@ static int run(hy_gemm *g, int N, int in, int out) {
 int main() {
     hy_gemm *g = hy_gemm_new(32u << 20);
     int fail = 0;
-    const int shapes[][3] = {{1, 64, 64}, {70, 48, 96}, {203, 48, 192}, {257, 96, 136}, {64, 3840, 256}};
+    // includes unaligned widths (30, 4, 12 outputs: the narrow GDN projections) that take the
+    // small-GEMM path
+    const int shapes[][3] = {{1, 64, 64},  {70, 48, 96}, {203, 48, 192}, {257, 96, 136},
+                             {64, 3840, 256}, {70, 48, 4}, {33, 3840, 30}, {19, 12, 20}};
     for (auto &s : shapes) fail |= run(g, s[0], s[1], s[2]);
     hy_gemm_destroy(g);
     printf("%s\n", fail ? "gemm: FAIL" : "gemm: all ok");
