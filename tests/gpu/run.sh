@@ -29,8 +29,8 @@ step parity-vs-box-fixtures build-gpu/test_parity . "$out/parity"
 m=$(mktemp -d)
 step hf-loads-ours bash -c "build-gpu/hybrid init --preset tiny --out $m/m --seed 5 &&
   printf '{\"tokens\":[1,2,3,4,5,6,7,8,9,10,11,12]}\n{\"tokens\":[9,8,7,6,5,4,3]}\n' >$m/d.jsonl &&
-  build-gpu/hybrid sft --model $m/m --data $m/d.jsonl --out $m/m2 --steps 5 --lr 3e-2 &&
-  build-gpu/hybrid score --model $m/m2 --input $m/d.jsonl --output $m/s.jsonl &&
+  build-gpu/hybrid sft --device cpu --model $m/m --data $m/d.jsonl --out $m/m2 --steps 5 --lr 3e-2 &&
+  build-gpu/hybrid score --device cpu --model $m/m2 --input $m/d.jsonl --output $m/s.jsonl &&
   python3 tests/fixtures/check_hf_load.py $m/m2 $m/s.jsonl"
 step cli-cuda bash -c "build-gpu/hybrid init --preset tiny-dolma2 --tokenizer model/tokenizers/dolma2-tokenizer.json --out $m/d --seed 2 &&
   printf '{\"text\":\"The quick brown fox jumps over the lazy dog.\"}\n{\"tokens\":[5,6,7,8,9,10,11,12]}\n' >$m/t.jsonl &&
