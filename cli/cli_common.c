@@ -59,11 +59,17 @@ int cli_load_model(const char *dir, const char *tokenizer_arg, const char *devic
         return -1;
     }
     if (cli_device_check(be, &m->cfg)) {
-        hy_tokenizer_free(*tok);
-        *tok = NULL;
-        hy_model_free(m);
+        if (device && strcmp(device, "auto")) {
+            hy_tokenizer_free(*tok);
+            *tok = NULL;
+            hy_model_free(m);
+            cli_device_close(be);
+            return -1;
+        }
+        // auto: a model the GPU kernels cannot take still runs, on the CPU reference path
+        fprintf(stderr, "hybrid: %s; running on the CPU\n", hy_last_error());
         cli_device_close(be);
-        return -1;
+        be = hy_cpu_backend();
     }
     if (be != m->be) hy_model_attach(m, be);
     return 0;
