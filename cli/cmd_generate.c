@@ -90,6 +90,24 @@ static int generate(const hy_model *m, const int32_t *prompt, int n_prompt, int 
     return rc;
 }
 
+// The text of the generated ids. A model's embedding usually has more rows than its tokenizer
+// has tokens (OLMo: 100352 vs 100278); an untrained or random model can sample those padding ids.
+// They have no text, so they are left out of it (as HF's decode does), with a note; the ids
+// themselves are still reported.
+static int decode_known(const hy_tokenizer *tok, const int32_t *ids, int n, char **text, size_t *len) {
+    const int known = hy_tokenizer_vocab_size(tok);
+    int32_t *kept = hy_malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    int n_kept = 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < known) kept[n_kept++] = ids[i];
+    if (n_kept < n)
+        fprintf(stderr, "hybrid generate: %d generated id(s) beyond the tokenizer's %d tokens have no text\n",
+                n - n_kept, known);
+    int rc = hy_tokenizer_decode(tok, kept, n_kept, 0, text, len);
+    free(kept);
+    return rc;
+}
+
 static json_t *float_array(const float *x, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_real(x[i]));
@@ -136,7 +154,7 @@ int cmd_generate(int argc, char **argv) {
     double dt = now_s() - t0;
     char *text = NULL;
     size_t text_len = 0;
-    if (!rc && tok) rc = hy_tokenizer_decode(tok, g.tokens, g.n, 0, &text, &text_len);
+    if (!rc && tok) rc = decode_known(tok, g.tokens, g.n, &text, &text_len);
     if (!rc) {
         if (arg_flag(&a, "json")) {
             json_t *o = json_object();

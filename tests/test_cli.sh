@@ -56,6 +56,10 @@ cp "$work/out" "$work/gen1"
 "$hybrid" generate --model "$work/m" --tokens 1,2,3 --max-new-tokens 8 --seed 5 --json >"$work/gen2" 2>/dev/null
 cmp -s "$work/gen1" "$work/gen2" && pass "generate: same seed, same tokens" || fail "generate not deterministic"
 expect_ok "generate --prompt" "$hybrid" generate --model "$work/md" --prompt "Hello" --max-new-tokens 4 --top-k 5 --top-p 0.9 --temperature 0.7
+# the model has 100352 embedding rows, the tokenizer 100278 tokens: a near-uniform sample (this seed
+# draws one such padding id) must still print its text, without the id
+expect_ok "generate: ids beyond the tokenizer" "$hybrid" generate --model "$work/md" --tokens 1,2 --max-new-tokens 200 --temperature 50 --seed 1 --ignore-eos
+grep -q "have no text" "$work/err" && pass "generate notes ids without text" || fail "generate drew no padding id (seed no longer exercises it)"
 printf '{"tokens":[1,2,3,4,5,6,7,8]}\n{"tokens":[5,4,3]}\n' >"$work/sft.jsonl"
 expect_ok "sft 3 steps" "$hybrid" sft --model "$work/m" --data "$work/sft.jsonl" --out "$work/m2" --steps 3 --lr 1e-2
 [ "$(grep -c '"step"' "$work/out")" -eq 3 ] && pass "sft prints one JSON line per step" || { fail "sft step lines"; cat "$work/out"; }
