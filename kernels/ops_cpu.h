@@ -140,6 +140,29 @@ void attention_backward(const attn_shape *s, float *dq, float *dk, float *dv, co
 void attention_cached_forward(float *o, const float *q, const float *k, const float *v, int Tq, int p0, int H,
                               int H_kv, int D, float scale);
 
+// ---- paged KV cache (rollout engine) -----------------------------------------------------------
+// Keys and values live in a pool of fixed-size blocks shared by all sequences: pool
+// (n_blocks, block_size, H_kv, D); token position j of a sequence is row j % block_size of block
+// block_table[j / block_size] of that sequence. Rows are H_kv·D elements wide.
+typedef struct {
+    int n_seqs;                  // sequences in the batch (B)
+    const int32_t *block_table;  // (B, max_blocks): pool block of each logical block; −1 = none
+    int max_blocks, block_size;  // block table width; tokens per block
+    const int32_t *q_start;      // (B) first row of the sequence's queries in q / o
+    const int32_t *q_len;        // (B) new queries of the sequence (1 for decode)
+    const int32_t *lens;         // (B) tokens in the cache after the new ones were written
+    int H, H_kv, D;
+    float scale;
+} paged_attn_shape;
+// Sequence b's q_len[b] queries, at positions lens[b]−q_len[b] .. lens[b]−1, attend causally to
+// the first lens[b] positions of its blocks (which already hold the new keys and values).
+// q, o (Tq, H, D) =. Same arithmetic, row by row, as attention_cached_forward on a flat cache, so
+// the two agree bit for bit.
+void attention_paged_forward(const paged_attn_shape *s, float *o, const float *q, const float *k_pool,
+                             const float *v_pool);
+// Scatters T rows of kv (T, width) into pool rows rows[t] (= block·block_size + offset).
+void kv_paged_write(float *pool, const float *kv, const int32_t *rows, int T, int width);
+
 // ---- SwiGLU ------------------------------------------------------------------------------------
 // h (N, F) = silu(gate) · up.
 void swiglu_forward(float *h, const float *gate, const float *up, int N, int F);

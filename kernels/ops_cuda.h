@@ -121,6 +121,16 @@ void attention_cached_cuda(hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_cache,
                            const int32_t *slots, const int32_t *q_start, const int32_t *q_len, const int32_t *lens,
                            int B, int max_tq, int max_len, int H, int H_kv, int D, float scale, cudaStream_t stream);
 
+// ---- paged KV cache (rollout engine; layout in ops_cpu.h, paged_attn_shape) ----------------------
+// s: host struct whose block_table, q_start, q_len and lens are DEVICE pointers. max_tq and
+// max_len (host) bound q_len and lens (they size the grid). q, o (Tq, H, D) bf16; pools
+// (n_blocks, block_size, H_kv, D) bf16. Any D ≤ 256 that is a multiple of 8. o =.
+void attention_paged_cuda(const paged_attn_shape *s, hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_pool,
+                          const hy_bf16 *v_pool, int max_tq, int max_len, cudaStream_t stream);
+// pool row rows[t] (device) = kv row t, for T rows of width elements.
+void kv_paged_write_cuda(hy_bf16 *pool, const hy_bf16 *kv, const int32_t *rows, int T, int width,
+                         cudaStream_t stream);
+
 // ---- SwiGLU, logprobs --------------------------------------------------------------------------
 void swiglu_forward_cuda(hy_bf16 *h, const hy_bf16 *gate, const hy_bf16 *up, int N, int F, cudaStream_t stream);
 void swiglu_backward_cuda(hy_bf16 *dgate, hy_bf16 *dup, const hy_bf16 *dh, const hy_bf16 *gate, const hy_bf16 *up,

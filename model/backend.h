@@ -50,6 +50,11 @@ struct hy_backend {
     // the backend's own long-lived memory (parameter arenas, caches); freed with free_persistent
     void *(*alloc_persistent)(hy_backend *be, size_t bytes);
     void (*free_persistent)(hy_backend *be, void *p);
+    // raw byte copies between backend and host memory (rollout slot images: swap, snapshots)
+    void (*bytes_to_host)(hy_backend *be, void *host, const void *src, size_t bytes);
+    void (*bytes_from_host)(hy_backend *be, void *dst, const void *host, size_t bytes);
+    // backend memory free now and in all (CUDA: the device; CPU: physical memory), for pool sizing
+    void (*memory_info)(hy_backend *be, size_t *free_bytes, size_t *total_bytes);
     void (*synchronize)(hy_backend *be);
     void (*destroy)(hy_backend *be);
 
@@ -106,13 +111,12 @@ struct hy_backend {
     void (*attention_backward)(hy_backend *be, const attn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv,
                                const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v, const hy_act *o,
                                const float *lse);
-    // KV cache (n_slots, max_len, H_kv·D) in activation type: append n rows of kv at row p0 of slot
-    void (*kv_append)(hy_backend *be, hy_act *cache, const hy_act *kv, int slot, int p0, int n, int max_len,
-                      int width);
-    // queries of n_docs sequences (host arrays: slots, q_start, q_len, lens incl. the new tokens)
-    void (*attention_cached)(hy_backend *be, hy_act *o, const hy_act *q, const hy_act *k_cache,
-                             const hy_act *v_cache, const int *slots, const int *q_start, const int *q_len,
-                             const int *lens, int n_docs, int max_len, int H, int H_kv, int D, float scale);
+    // Paged KV pool (n_blocks, block_size, H_kv·D) in activation type (paged_attn_shape, ops_cpu.h):
+    // token t of kv (T, width) goes to pool row rows[t] (host array of T block·block_size + offset).
+    void (*kv_write_paged)(hy_backend *be, hy_act *pool, const hy_act *kv, const int32_t *rows, int T, int width);
+    // queries of s->n_seqs sequences against their blocks; s's arrays are host memory. o (Tq, H, D) =
+    void (*attention_paged)(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_act *q,
+                            const hy_act *k_pool, const hy_act *v_pool);
     void (*swiglu_forward)(hy_backend *be, hy_act *h, const hy_act *gate, const hy_act *up, int N, int F);
     void (*swiglu_backward)(hy_backend *be, hy_act *dgate, hy_act *dup, const hy_act *dh, const hy_act *gate,
                             const hy_act *up, int N, int F);

@@ -5,6 +5,7 @@
 // runs tiny models and tests, where clarity beats a bump allocator.
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/hy_error.h"
 #include "backend.h"
@@ -45,6 +46,13 @@ static void act_copy(hy_backend *be, hy_act *d, const hy_act *s, size_t n) { mem
 static void f32_copy(hy_backend *be, float *d, const float *s, size_t n) { memmove(d, s, n * sizeof(float)); }
 static void *alloc_persistent(hy_backend *be, size_t bytes) { return hy_calloc(1, bytes ? bytes : 1); }
 static void free_persistent(hy_backend *be, void *p) { free(p); }
+static void bytes_to_host(hy_backend *be, void *h, const void *s, size_t n) { memcpy(h, s, n); }
+static void bytes_from_host(hy_backend *be, void *d, const void *h, size_t n) { memcpy(d, h, n); }
+static void memory_info(hy_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    const long page = sysconf(_SC_PAGESIZE);
+    *free_bytes = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)page;
+    *total_bytes = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)page;
+}
 static void synchronize(hy_backend *be) {}
 static void destroy(hy_backend *be) {
     release(be, 0);
@@ -153,18 +161,12 @@ static void attn_bwd(hy_backend *be, const attn_shape *s, hy_act *dq, hy_act *dk
                      const hy_act *q, const hy_act *k, const hy_act *v, const hy_act *o, const float *lse) {
     attention_backward(s, dq, dk, dv, d_o, q, k, v, o, lse);
 }
-static void kv_append(hy_backend *be, hy_act *cache, const hy_act *kv, int slot, int p0, int n, int max_len,
-                      int width) {
-    memcpy((float *)cache + ((size_t)slot * max_len + p0) * width, kv, sizeof(float) * (size_t)n * width);
+static void kv_write_paged(hy_backend *be, hy_act *pool, const hy_act *kv, const int32_t *rows, int T, int width) {
+    kv_paged_write(pool, kv, rows, T, width);
 }
-static void attn_cached(hy_backend *be, hy_act *o, const hy_act *q, const hy_act *kc, const hy_act *vc,
-                        const int *slots, const int *q_start, const int *q_len, const int *lens, int n_docs,
-                        int max_len, int H, int H_kv, int D, float scale) {
-    const size_t slot_stride = (size_t)max_len * H_kv * D;
-    for (int d = 0; d < n_docs; d++)
-        attention_cached_forward((float *)o + (size_t)q_start[d] * H * D, (const float *)q + (size_t)q_start[d] * H * D,
-                                 (const float *)kc + slots[d] * slot_stride, (const float *)vc + slots[d] * slot_stride,
-                                 q_len[d], lens[d] - q_len[d], H, H_kv, D, scale);
+static void attn_paged(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_act *q, const hy_act *kp,
+                       const hy_act *vp) {
+    attention_paged_forward(s, o, q, kp, vp);
 }
 static void swiglu_fwd(hy_backend *be, hy_act *h, const hy_act *g, const hy_act *u, int N, int F) {
     swiglu_forward(h, g, u, N, F);

@@ -110,6 +110,17 @@ void free_persistent(hy_backend *be, void *p) {
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
     CUDA_CHECK(cudaFree(p));
 }
+void bytes_to_host(hy_backend *be, void *h, const void *s, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(h, s, n, cudaMemcpyDeviceToHost, cb(be)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
+}
+void bytes_from_host(hy_backend *be, void *d, const void *h, size_t n) {
+    CUDA_CHECK(cudaMemcpyAsync(d, h, n, cudaMemcpyHostToDevice, cb(be)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
+}
+void memory_info(hy_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+}
 void synchronize(hy_backend *be) { CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream)); }
 void destroy(hy_backend *be) {
     cuda_backend *c = cb(be);
@@ -238,26 +249,36 @@ void attn_bwd(hy_backend *be, const attn_shape *s, hy_act *dq, hy_act *dk, hy_ac
     attention_backward_cuda(s, (bf)dq, (bf)dk, (bf)dv, (cbf)d_o, (cbf)q, (cbf)k, (cbf)v, (cbf)o, lse, ws, S);
     release(be, m);
 }
-void kv_append(hy_backend *be, hy_act *cache, const hy_act *kv, int slot, int p0, int n, int max_len, int width) {
-    char *dst = (char *)cache + ((size_t)slot * max_len + p0) * width * sizeof(hy_bf16);
-    CUDA_CHECK(cudaMemcpyAsync(dst, kv, (size_t)n * width * sizeof(hy_bf16), cudaMemcpyDeviceToDevice, S));
-}
-void attn_cached(hy_backend *be, hy_act *o, const hy_act *q, const hy_act *kc, const hy_act *vc, const int *slots,
-                 const int *q_start, const int *q_len, const int *lens, int n_docs, int max_len, int H, int H_kv,
-                 int D, float scale) {
+void kv_write_paged(hy_backend *be, hy_act *pool, const hy_act *kv, const int32_t *rows, int T, int width) {
     const size_t m = mark(be);
-    std::vector<int32_t> host(4 * (size_t)n_docs);
-    int max_tq = 0;
-    for (int d = 0; d < n_docs; d++) {
-        host[d] = slots[d];
-        host[n_docs + d] = q_start[d];
-        host[2 * n_docs + d] = q_len[d];
-        host[3 * n_docs + d] = lens[d];
-        if (q_len[d] > max_tq) max_tq = q_len[d];
+    kv_paged_write_cuda((bf)pool, (cbf)kv, i32_upload(be, rows, T), T, width, S);
+    release(be, m);
+}
+// The engine's tables live on the host; one upload per call carries them (block tables, then
+// q_start, q_len, lens), and the kernel's grid is sized from the host copies.
+void attn_paged(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_act *q, const hy_act *kp,
+                const hy_act *vp) {
+    const size_t m = mark(be);
+    const int B = s->n_seqs;
+    std::vector<int32_t> host((size_t)B * s->max_blocks + 3 * (size_t)B);
+    int max_tq = 0, max_len = 0;
+    memcpy(host.data(), s->block_table, sizeof(int32_t) * (size_t)B * s->max_blocks);
+    int32_t *tail = host.data() + (size_t)B * s->max_blocks;
+    for (int b = 0; b < B; b++) {
+        tail[b] = s->q_start[b];
+        tail[B + b] = s->q_len[b];
+        tail[2 * B + b] = s->lens[b];
+        if (s->q_len[b] > max_tq) max_tq = s->q_len[b];
+        if (s->lens[b] > max_len) max_len = s->lens[b];
     }
     int32_t *dev = i32_upload(be, host.data(), host.size());
-    attention_cached_cuda((bf)o, (cbf)q, (cbf)kc, (cbf)vc, dev, dev + n_docs, dev + 2 * n_docs, dev + 3 * n_docs,
-                          n_docs, max_tq, max_len, H, H_kv, D, scale, S);
+    int32_t *dtail = dev + (size_t)B * s->max_blocks;
+    paged_attn_shape d = *s;
+    d.block_table = dev;
+    d.q_start = dtail;
+    d.q_len = dtail + B;
+    d.lens = dtail + 2 * B;
+    attention_paged_cuda(&d, (bf)o, (cbf)q, (cbf)kp, (cbf)vp, max_tq, max_len, S);
     release(be, m);
 }
 void swiglu_fwd(hy_backend *be, hy_act *h, const hy_act *g, const hy_act *u, int N, int F) {

@@ -21,6 +21,9 @@
         (b)->f32_from_host = f32_from_host; \
         (b)->alloc_persistent = alloc_persistent; \
         (b)->free_persistent = free_persistent; \
+        (b)->bytes_to_host = bytes_to_host; \
+        (b)->bytes_from_host = bytes_from_host; \
+        (b)->memory_info = memory_info; \
         (b)->synchronize = synchronize; \
         (b)->destroy = destroy; \
         (b)->add = add; \
@@ -49,8 +52,8 @@
         (b)->rope_backward = rope_bwd; \
         (b)->attention_forward = attn_fwd; \
         (b)->attention_backward = attn_bwd; \
-        (b)->kv_append = kv_append; \
-        (b)->attention_cached = attn_cached; \
+        (b)->kv_write_paged = kv_write_paged; \
+        (b)->attention_paged = attn_paged; \
         (b)->swiglu_forward = swiglu_fwd; \
         (b)->swiglu_backward = swiglu_bwd; \
         (b)->logprobs_forward = logp_fwd; \

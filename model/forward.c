@@ -8,7 +8,11 @@
 // inference forward releases each layer's intermediates as soon as the layer is done, so scoring
 // needs memory for one layer at a time. With a cache, each document continues its cache slot:
 // conv windows and GDN states are read as the initial state and written back, keys and values are
-// appended to the slot's KV cache, and positions continue from the slot's length.
+// written into the slot's KV blocks (reserved before any layer runs, so a full pool fails the call
+// with nothing changed), and positions continue from the slot's length. The GDN form is chosen per
+// document (one token: the recurrence; more: the chunked form), never per batch, so a document's
+// numbers do not depend on what else is in the batch — what lets the rollout engine batch
+// sequences freely and still reproduce one-at-a-time generation bit for bit on the CPU.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,8 @@ typedef struct {
     hy_cache *cache;
     const int *slots;
     int T;
+    int32_t *kv_rows;     // (T) host: the pool row each token's key and value go to (cached forward)
+    paged_attn_shape pa;  // the batch's queries against its slots' blocks (host arrays)
 } fwd_ctx;
 
 static hy_act *act(const fwd_ctx *f, size_t n) { return f->be->act_alloc(f->be, n); }
@@ -44,10 +50,35 @@ static void scatter_state(const fwd_ctx *f, float *pool, const float *src, size_
     for (int d = 0; d < f->a->n_docs; d++) f->be->f32_copy(f->be, pool + (size_t)f->slots[d] * per, src + d * per, per);
 }
 
-static int all_docs_single_token(const fwd_ctx *f, const int32_t *cu_host) {
-    for (int d = 0; d < f->a->n_docs; d++)
-        if (cu_host[d + 1] - cu_host[d] != 1) return 0;
-    return 1;
+// The GDN mixer over a cached batch: each maximal run of consecutive documents that are all one
+// token long (decode) runs the recurrence, each run of longer ones the chunked form, on the run's
+// gathered states (n_docs, H_v, Dk, Dv), in place.
+static void gdn_cached_mixer(const fwd_ctx *f, const gdn_shape *all, hy_layer_acts *la, float *state,
+                             const int32_t *cu_host) {
+    hy_backend *be = f->be;
+    const int n_docs = f->a->n_docs, kdim = all->H_k * all->Dk, vdim = all->H_v * all->Dv;
+    const size_t st_per = (size_t)all->H_v * all->Dk * all->Dv;
+    int32_t *cu_run = hy_malloc(sizeof(int32_t) * (size_t)(n_docs + 1));
+    for (int d0 = 0; d0 < n_docs;) {
+        const int single = cu_host[d0 + 1] - cu_host[d0] == 1;
+        int d1 = d0 + 1;
+        while (d1 < n_docs && (cu_host[d1 + 1] - cu_host[d1] == 1) == single) d1++;
+        const int t0 = cu_host[d0];
+        for (int d = d0; d <= d1; d++) cu_run[d - d0] = cu_host[d] - t0;
+        const size_t mark = be->mark(be);
+        gdn_shape s = *all;
+        s.T = cu_host[d1] - t0;
+        s.n_docs = d1 - d0;
+        s.cu_seqlens = d0 == 0 && d1 == n_docs ? all->cu_seqlens : be->i32_upload(be, cu_run, (size_t)s.n_docs + 1);
+        float *st = state + d0 * st_per;
+        (single ? be->gdn_recurrent_forward : be->gdn_chunked_forward)(
+            be, &s, hy_act_at(be, la->o, (size_t)t0 * vdim), st, hy_act_at(be, la->qn, (size_t)t0 * kdim),
+            hy_act_at(be, la->kn, (size_t)t0 * kdim), hy_act_at(be, la->v, (size_t)t0 * vdim), la->g + t0 * all->H_v,
+            la->beta + t0 * all->H_v, st);
+        be->release(be, mark);
+        d0 = d1;
+    }
+    free(cu_run);
 }
 
 static void mlp_forward(const fwd_ctx *f, hy_layer_acts *la, int l, const hy_act *in, hy_act *out) {
@@ -118,11 +149,7 @@ static void gdn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const 
         const size_t st_per = (size_t)Hv * Dk * Dv;
         float *state = f32(f, a->n_docs * st_per);
         gather_state(f, state, f->cache->gdn_state[l], st_per);
-        // decode (one token per sequence) runs the recurrence, as the rollout engine will
-        if (all_docs_single_token(f, cu_host))
-            be->gdn_recurrent_forward(be, &s, la->o, state, la->qn, la->kn, la->v, la->g, la->beta, state);
-        else
-            be->gdn_chunked_forward(be, &s, la->o, state, la->qn, la->kn, la->v, la->g, la->beta, state);
+        gdn_cached_mixer(f, &s, la, state, cu_host);
         scatter_state(f, f->cache->gdn_state[l], state, st_per);
     } else {
         be->gdn_chunked_forward(be, &s, la->o, NULL, la->qn, la->kn, la->v, la->g, la->beta, NULL);
@@ -176,21 +203,9 @@ static void attn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const
     la->attn = act(f, (size_t)T * qdim);
     if (f->cache) {
         hy_cache *cache = f->cache;
-        int *q_start = hy_malloc(sizeof(int) * 4 * (size_t)a->n_docs);
-        int *q_len = q_start + a->n_docs, *lens = q_len + a->n_docs;
-        for (int d = 0; d < a->n_docs; d++) {
-            const int t0 = cu_host[d], n = cu_host[d + 1] - t0, slot = f->slots[d], p0 = cache->len[slot];
-            be->kv_append(be, cache->k_cache[l], hy_act_at(be, la->kr, (size_t)t0 * kvdim), slot, p0, n,
-                          cache->max_len, kvdim);
-            be->kv_append(be, cache->v_cache[l], hy_act_at(be, la->av, (size_t)t0 * kvdim), slot, p0, n,
-                          cache->max_len, kvdim);
-            q_start[d] = t0;
-            q_len[d] = n;
-            lens[d] = p0 + n;
-        }
-        be->attention_cached(be, la->attn, la->qr, cache->k_cache[l], cache->v_cache[l], f->slots, q_start, q_len,
-                             lens, a->n_docs, cache->max_len, H, Hkv, D, scale);
-        free(q_start);
+        be->kv_write_paged(be, cache->k_pool[l], la->kr, f->kv_rows, T, kvdim);
+        be->kv_write_paged(be, cache->v_pool[l], la->av, f->kv_rows, T, kvdim);
+        be->attention_paged(be, &f->pa, la->attn, la->qr, cache->k_pool[l], cache->v_pool[l]);
     } else {
         attn_shape s = {T, a->n_docs, a->cu_seqlens, H, Hkv, D, scale};
         la->lse = f32(f, (size_t)T * H);
@@ -223,9 +238,45 @@ static int check_batch(const hy_model *m, const hy_batch *b, const hy_cache *cac
             if (cache->len[s] + len > cache->max_len)
                 return hy_fail("sequence in cache slot %d would reach %d tokens, more than the cache holds (%d)", s,
                                cache->len[s] + len, cache->max_len);
+            for (int e = 0; e < d; e++)
+                if (slots[e] == s) return hy_fail("documents %d and %d of the batch both continue cache slot %d", e, d, s);
         }
     }
     return hy_model_check_tokens(m, b->tokens, b->T);
+}
+
+// Reserves every document's KV blocks (all or none) and builds the batch's pool rows and paged
+// attention tables. Returns 0 / −1 (pool exhausted; the cache is unchanged).
+static int prepare_cache(fwd_ctx *f, const hy_batch *b) {
+    hy_cache *c = f->cache;
+    int need = 0;
+    for (int d = 0; d < b->n_docs; d++) need += hy_cache_blocks_needed(c, f->slots[d], b->cu_seqlens[d + 1] - b->cu_seqlens[d]);
+    if (need > c->n_free)
+        return hy_fail("KV pool exhausted: the batch needs %d more block(s), %d of %d free", need, c->n_free,
+                       c->n_blocks);
+    for (int d = 0; d < b->n_docs; d++)
+        if (hy_cache_reserve(c, f->slots[d], b->cu_seqlens[d + 1] - b->cu_seqlens[d])) return -1;
+    const int n = b->n_docs, bs = c->block_size;
+    int32_t *buf = hy_malloc(sizeof(int32_t) * ((size_t)b->T + (size_t)n * c->max_blocks + 3 * (size_t)n));
+    f->kv_rows = buf;
+    int32_t *table = buf + b->T, *q_start = table + (size_t)n * c->max_blocks, *q_len = q_start + n, *lens = q_len + n;
+    for (int d = 0; d < n; d++) {
+        const int32_t *src = c->block_table + (size_t)f->slots[d] * c->max_blocks;
+        memcpy(table + (size_t)d * c->max_blocks, src, sizeof(int32_t) * c->max_blocks);
+        const int t0 = b->cu_seqlens[d], len0 = c->len[f->slots[d]];
+        q_start[d] = t0;
+        q_len[d] = b->cu_seqlens[d + 1] - t0;
+        lens[d] = len0 + q_len[d];
+        for (int t = t0; t < b->cu_seqlens[d + 1]; t++) {
+            const int pos = len0 + t - t0;
+            f->kv_rows[t] = src[pos / bs] * bs + pos % bs;
+        }
+    }
+    const hy_config *cfg = &f->m->cfg;
+    paged_attn_shape pa = {n, table, c->max_blocks, bs, q_start, q_len, lens, cfg->num_attention_heads,
+                           cfg->num_key_value_heads, cfg->head_dim, 1.0f / sqrtf((float)cfg->head_dim)};
+    f->pa = pa;
+    return 0;
 }
 
 // Runs the layers and the final norm: a->xf (T, C) is the final hidden state. The returned hy_acts
@@ -234,7 +285,10 @@ static hy_acts *forward_hidden(const hy_model *m, const hy_batch *b, int keep, h
     const hy_config *c = &m->cfg;
     hy_backend *be = m->be;
     const int T = b->T, C = c->hidden_size;
+    fwd_ctx f = {m, be, NULL, cache, slots, T, NULL, {0}};
+    if (cache && prepare_cache(&f, b)) return NULL;
     hy_acts *a = hy_calloc(1, sizeof *a);
+    f.a = a;
     a->be = be;
     a->mark = be->mark(be);
     a->T = T;
@@ -248,7 +302,6 @@ static hy_acts *forward_hidden(const hy_model *m, const hy_batch *b, int keep, h
     a->pos = be->i32_upload(be, pos, T);
     free(pos);
 
-    fwd_ctx f = {m, be, a, cache, slots, T};
     hy_act *x = act(&f, (size_t)T * C);
     be->embedding_forward(be, x, a->tokens, m->pmm.embed, T, C);
     for (int l = 0; l < c->num_hidden_layers; l++) {
@@ -271,6 +324,7 @@ static hy_acts *forward_hidden(const hy_model *m, const hy_batch *b, int keep, h
     }
     if (cache)
         for (int d = 0; d < b->n_docs; d++) cache->len[slots[d]] += b->cu_seqlens[d + 1] - b->cu_seqlens[d];
+    free(f.kv_rows);
     a->x_final = x;
     a->rstd_final = f32(&f, T);
     a->xf = act(&f, (size_t)T * C);
@@ -285,6 +339,7 @@ int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, 
     hy_backend *be = m->be;
     const int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
     hy_acts *a = forward_hidden(m, b, acts != NULL, cache, slots);
+    if (!a) return -1;
     if (mode != HY_LOGITS_NONE) {
         const size_t mark = be->mark(be);
         const int rows = mode == HY_LOGITS_ALL ? b->T : 1;

@@ -88,3 +88,31 @@ hy_sample hy_sample_token(const float *logits, int V, const hy_sampling *s, hy_r
     free(row);
     return out;
 }
+
+// Selection of the n best by insertion into a sorted list: n is small (≤ HY_MAX_TOP_LOGPROBS), so
+// O(V·n) beats sorting the row.
+void hy_top_logprobs(const float *logits, int V, int n, int32_t *ids, float *logprobs) {
+    if (n <= 0) return;
+    const double lse = log_sum_exp(logits, V, 1.0f);
+    int have = 0;
+    for (int i = 0; i < V; i++) {
+        if (have == n && !(logits[i] > logits[ids[n - 1]])) continue;
+        int at = have < n ? have++ : n - 1;
+        while (at > 0 && logits[i] > logits[ids[at - 1]]) {
+            ids[at] = ids[at - 1];
+            at--;
+        }
+        ids[at] = i;
+    }
+    for (int j = 0; j < n; j++) logprobs[j] = (float)(logits[ids[j]] - lse);
+}
+
+int hy_sampling_check(const hy_sampling *s, int V, const char *where) {
+    if (!isfinite(s->temperature) || s->temperature < 0.0f || s->temperature > 100.0f)
+        return hy_fail("%s: temperature %g is outside [0, 100]", where, s->temperature);
+    if (!isfinite(s->top_p) || s->top_p <= 0.0f || s->top_p > 1.0f)
+        return hy_fail("%s: top_p %g is outside (0, 1]", where, s->top_p);
+    if (s->top_k < 0 || s->top_k > V)
+        return hy_fail("%s: top_k %d is outside [0, %d] (0 = off; the vocabulary has %d tokens)", where, s->top_k, V, V);
+    return 0;
+}
