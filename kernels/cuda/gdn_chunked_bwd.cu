@@ -1,10 +1,12 @@
 // Gated delta rule, chunked backward on the GPU: the CUDA twin of gdn_chunked_backward in
 // kernels/cpu/gdn_chunked.c, whose header comment derives every term used here. Phases:
 //   1. the forward's prepare and state pass, re-run: γ, T, W, U and every chunk-start state S0;
-//   2. du_local (chunk-parallel): dU's output part, Mᵀ·dO with M_ij = scale·(q_i·k_j)·D_ij, j ≤ i;
+//   2. du_local (chunk-parallel): dU's output part, Mᵀ·dO with M_ij = scale·(q_i·k_j)·D_ij, j ≤ i,
+//      and the part of each chunk's state-gradient step that does not depend on the carried dS,
+//      Qᵀ·diag(scale·exp(γ))·dO (into ws.ds), so the sequential pass only streams it in;
 //   3. reverse state pass (sequential over chunks, last first; parallel over documents, value heads
-//      and Dv tiles), carrying dS, the gradient with respect to the current chunk's end state:
-//      stores dS per chunk, completes dU += diag(exp(γ_last − γ))·K·dS, and steps
+//      and Dv tiles; gdn_state_pass.cu), carrying dS, the gradient with respect to the current
+//      chunk's end state: stores dS per chunk, completes dU += diag(exp(γ_last − γ))·K·dS, and steps
 //      dS ← exp(γ_last)·dS + Qᵀ·diag(scale·exp(γ))·dO − Wᵀ·dU; the first chunk's dS goes to dstate_in;
 //   4. chunk gradients (chunk-parallel), with S0, dS, U and dU known: the output, state, UT and
 //      inverse terms of dq, dk, dv, dβ and dγ exactly as the CPU's backward_outputs / backward_ut /
@@ -39,105 +41,46 @@ __global__ void __launch_bounds__(THREADS) du_local_kernel(params p) {
     const hy_bf16 *dob = p.d_o + ((size_t)t0 * p.H_v + h) * Dv;
     auto Q = [&](int i, int a) { return i < L ? bf(qb[i * sk + a]) : 0.0f; };
     auto Kt = [&](int a, int j) { return j < L ? bf(kb[j * sk + a]) : 0.0f; };
-    for (int idx = warp_id(); idx < (Lp / 16) * (Lp / 8); idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Lp, m0, n0);
-        float c[4] = {0, 0, 0, 0};
-        mma_tile<EXACT, EXACT>(c, Q, Kt, m0, n0, Dk);
-        frag_each(c, m0, n0, [&](int i, int j, float &x) {
-            M[i * LDS + j] = (j <= i && i < L) ? p.scale * x * expf(gam[i] - gam[j]) : 0.0f;
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            mma_block<EXACT, EXACT, NT>(c, Q, Kt, m0, n0, Dk);
+            block_each(c, m0, n0, [&](int i, int j, float &x) {
+                M[i * LDS + j] = (j <= i && i < L) ? p.scale * x * expf(gam[i] - gam[j]) : 0.0f;
+            });
         });
-    }
+    });
     __syncthreads();
 
     auto Mt = [&](int j, int i) { return M[i * LDS + j]; };
     auto dO = [&](int i, int b) { return i < L ? bf(dob[i * sv + b]) : 0.0f; };
     float *dug = p.ws.du + ((size_t)t0 * p.H_v + h) * Dv;
-    for (int idx = warp_id(); idx < (Lp / 16) * (Dv / 8); idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Dv, m0, n0);
-        float c[4] = {0, 0, 0, 0};
-        mma_tile<SPLIT, EXACT>(c, Mt, dO, m0, n0, Lp);
-        frag_each(c, m0, n0, [&](int j, int b, float &x) {
-            if (j < L) dug[j * sv + b] = x;
-        });
-    }
-}
-
-// ---- 3. reverse state pass ---------------------------------------------------------------------
-
-// Grid (Dv / BV, H_v, min(n_docs, 65535)), documents blockIdx.z, + gridDim.z, ... Shared: dS
-// (Dk × BV+4), dU (64 × BV+4), γ.
-__global__ void __launch_bounds__(THREADS) state_backward_kernel(params p, int BV) {
-    extern __shared__ float sm[];
-    const int ld = BV + 4, Dk = p.Dk, Dv = p.Dv, tid = threadIdx.x;
-    float *dS = sm, *dUs = dS + Dk * ld, *gam = dUs + CHUNK * ld;
-    const int v0 = blockIdx.x * BV, h = blockIdx.y, kh = h / (p.H_v / p.H_k);
-    for (int d = blockIdx.z; d < p.n_docs; d += gridDim.z) {
-        const size_t state_off = ((size_t)d * p.H_v + h) * Dk * Dv;
-        for (int i = tid; i < Dk * BV; i += blockDim.x)
-            dS[(i / BV) * ld + i % BV] =
-                p.dstate_out ? p.dstate_out[state_off + (size_t)(i / BV) * Dv + v0 + i % BV] : 0.0f;
-        const int c_begin = p.ws.chunk_first[d], c_end = p.ws.chunk_first[d + 1];
-        const size_t sk = (size_t)p.H_k * Dk, sw = (size_t)p.H_v * Dk, sv = (size_t)p.H_v * Dv;
-        __syncthreads();
-
-        for (int c = c_end - 1; c >= c_begin; c--) {
-            const int4 ch = p.ws.chunks[c];
-            const int t0 = ch.y, L = ch.z, Lp = round16(L);
-            if (tid < CHUNK) gam[tid] = tid < L ? p.ws.gamma[(size_t)(t0 + tid) * p.H_v + h] : 0.0f;
-            float *dsg = p.ws.ds + ((size_t)c * p.H_v + h) * Dk * Dv;
-            for (int i = tid; i < Dk * BV; i += blockDim.x)
-                dsg[(size_t)(i / BV) * Dv + v0 + i % BV] = dS[(i / BV) * ld + i % BV];
-            __syncthreads();
-            const float gl = gam[L - 1];
-
-            // dU = Mᵀ·dO (from du_local) + diag(exp(γ_last − γ))·K·dS
-            const hy_bf16 *qb = p.q + ((size_t)t0 * p.H_k + kh) * Dk, *kb = p.k + ((size_t)t0 * p.H_k + kh) * Dk;
-            const hy_bf16 *dob = p.d_o + ((size_t)t0 * p.H_v + h) * Dv + v0;
-            const float *wg = p.ws.w + ((size_t)t0 * p.H_v + h) * Dk;
-            float *dug = p.ws.du + ((size_t)t0 * p.H_v + h) * Dv + v0;
-            auto K = [&](int i, int a) { return i < L ? bf(kb[i * sk + a]) : 0.0f; };
-            auto dSm = [&](int a, int b) { return dS[a * ld + b]; };
-            for (int idx = warp_id(); idx < (Lp / 16) * (BV / 8); idx += n_warps()) {
-                int m0, n0;
-                tile_at(idx, BV, m0, n0);
-                float acc[4] = {0, 0, 0, 0};
-                mma_tile<EXACT, SPLIT>(acc, K, dSm, m0, n0, Dk);
-                frag_each(acc, m0, n0, [&](int i, int b, float &x) {
-                    float du = 0.0f;
-                    if (i < L) {
-                        du = expf(gl - gam[i]) * x + dug[i * sv + b];
-                        dug[i * sv + b] = du;
-                    }
-                    dUs[i * ld + b] = du;
+    // Qᵀ·diag(scale·exp(γ))·dO, (Dk, Dv), the dS-independent term of the reverse state step.
+    auto Qt = [&](int a, int i) { return i < L ? bf(qb[i * sk + a]) : 0.0f; };
+    auto dOe = [&](int i, int b) { return i < L ? p.scale * expf(gam[i]) * bf(dob[i * sv + b]) : 0.0f; };
+    float *pg = p.ws.ds + ((size_t)blockIdx.x * p.H_v + h) * Dk * Dv;
+    with_block_width(Dv, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp + Dk, Dv, [&](int mm, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            if (mm < Lp) {
+                mma_block<SPLIT, EXACT, NT>(c, Mt, dO, mm, n0, Lp);
+                block_each(c, mm, n0, [&](int j, int b, float &x) {
+                    if (j < L) dug[j * sv + b] = x;
                 });
+            } else {
+                const int m0 = mm - Lp;
+                mma_block<EXACT, SPLIT, NT>(c, Qt, dOe, m0, n0, Lp);
+                block_each(c, m0, n0, [&](int a, int b, float &x) { pg[(size_t)a * Dv + b] = x; });
             }
-            __syncthreads();
-
-            // dS ← exp(γ_last)·dS + Qᵀ·diag(scale·exp(γ))·dO − Wᵀ·dU
-            auto Qt = [&](int a, int i) { return i < L ? bf(qb[i * sk + a]) : 0.0f; };
-            auto dOe = [&](int i, int b) { return i < L ? p.scale * expf(gam[i]) * bf(dob[i * sv + b]) : 0.0f; };
-            auto negWt = [&](int a, int i) { return i < L ? -wg[i * sw + a] : 0.0f; };
-            auto dUm = [&](int i, int b) { return dUs[i * ld + b]; };
-            const float total = expf(gl);
-            for (int idx = warp_id(); idx < (Dk / 16) * (BV / 8); idx += n_warps()) {
-                int m0, n0;
-                tile_at(idx, BV, m0, n0);
-                float acc[4];
-                frag_each(acc, m0, n0, [&](int a, int b, float &x) { x = total * dS[a * ld + b]; });
-                mma_tile<EXACT, SPLIT>(acc, Qt, dOe, m0, n0, Lp);
-                mma_tile<SPLIT, SPLIT>(acc, negWt, dUm, m0, n0, Lp);
-                frag_each(acc, m0, n0, [&](int a, int b, float &x) { dS[a * ld + b] = x; });
-            }
-            __syncthreads();
-        }
-        if (p.dstate_in)
-            for (int i = tid; i < Dk * BV; i += blockDim.x)
-                p.dstate_in[state_off + (size_t)(i / BV) * Dv + v0 + i % BV] += dS[(i / BV) * ld + i % BV];
-        __syncthreads();  // dS is reloaded for the next document
-    }
+        });
+    });
 }
+
+// ---- 3. the reverse state pass is in gdn_state_pass.cu ------------------------------------------
 
 // ---- 4. chunk gradients ------------------------------------------------------------------------
 
@@ -198,30 +141,38 @@ __global__ void __launch_bounds__(THREADS) chunk_grad_kernel(params p) {
     auto dSt = [&](int b, int a) { return dSg[(size_t)a * Dv + b]; };
     auto dW = [&](int i, int a) { return i < L ? dwg[i * sw + a] : 0.0f; };
     auto Tt = [&](int i, int j) { return Tm[j * LDS + i]; };  // Tᵀ
-    const int nLL = (Lp / 16) * (Lp / 8), nLK = (Lp / 16) * (Dk / 8), nLV = (Lp / 16) * (Dv / 8);
     const int t4 = threadIdx.x & 3;  // lane within its quad: lane 0 of each quad adds the row sums
 
+    // Products run in 16 × 8·NT register blocks (gdn_common.cuh); L×L outputs that are only read on
+    // or below the diagonal skip the blocks that lie wholly above it (shared memory starts zeroed).
+    auto above = [](int m0, int n0) { return n0 > m0 + 15; };
+
     // A. L×L products: KKᵀ, QKᵀ, dP = dO·Uᵀ (→ dP ⊙ D on and below the diagonal), dU·Vᵀ (→ dT).
-    for (int idx = warp_id(); idx < 4 * nLL; idx += n_warps()) {
-        int m0, n0, which = idx / nLL;
-        tile_at(idx % nLL, Lp, m0, n0);
-        float acc[4] = {0, 0, 0, 0};
-        if (which == 0) {
-            mma_tile<EXACT, EXACT>(acc, K, Kt, m0, n0, Dk);
-            frag_each(acc, m0, n0, [&](int i, int j, float &x) { KK[i * LDS + j] = x; });
-        } else if (which == 1) {
-            mma_tile<EXACT, EXACT>(acc, Q, Kt, m0, n0, Dk);
-            frag_each(acc, m0, n0, [&](int i, int j, float &x) { QK[i * LDS + j] = x; });
-        } else if (which == 2) {
-            mma_tile<EXACT, SPLIT>(acc, dO, Ut, m0, n0, Dv);
-            frag_each(acc, m0, n0, [&](int i, int j, float &x) {
-                dPD[i * LDS + j] = (j <= i && i < L) ? x * expf(gam[i] - gam[j]) : 0.0f;
-            });
-        } else {
-            mma_tile<SPLIT, EXACT>(acc, dU, Vt, m0, n0, Dv);
-            frag_each(acc, m0, n0, [&](int i, int j, float &x) { dT[i * LDS + j] = x; });
-        }
-    }
+    // Only the lower triangles are read later (dT's upper part is rewritten as zeros in C).
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(4 * Lp, Lp, [&](int mm, int n0) {
+            const int which = mm / Lp, m0 = mm % Lp;
+            if (above(m0, n0)) return;
+            float acc[NT][4];
+            block_zero(acc);
+            if (which == 0) {
+                mma_block<EXACT, EXACT, NT>(acc, K, Kt, m0, n0, Dk);
+                block_each(acc, m0, n0, [&](int i, int j, float &x) { KK[i * LDS + j] = x; });
+            } else if (which == 1) {
+                mma_block<EXACT, EXACT, NT>(acc, Q, Kt, m0, n0, Dk);
+                block_each(acc, m0, n0, [&](int i, int j, float &x) { QK[i * LDS + j] = x; });
+            } else if (which == 2) {
+                mma_block<EXACT, SPLIT, NT>(acc, dO, Ut, m0, n0, Dv);
+                block_each(acc, m0, n0, [&](int i, int j, float &x) {
+                    dPD[i * LDS + j] = (j <= i && i < L) ? x * expf(gam[i] - gam[j]) : 0.0f;
+                });
+            } else {
+                mma_block<SPLIT, EXACT, NT>(acc, dU, Vt, m0, n0, Dv);
+                block_each(acc, m0, n0, [&](int i, int j, float &x) { dT[i * LDS + j] = x; });
+            }
+        });
+    });
     __syncthreads();
 
     // Intra-chunk output terms of dγ: Z_ij = dPD_ij·(q̃_i·k_j), j < i, adds to dγ_i, subtracts from dγ_j.
@@ -244,85 +195,94 @@ __global__ void __launch_bounds__(THREADS) chunk_grad_kernel(params p) {
         for (size_t i = tid; i < (size_t)Dk * Dv; i += blockDim.x) part += (double)S0[i] * dSg[i];
         atomicAdd(&dgam[L - 1], (double)eg[L - 1] * part);
     }
-    for (int idx = warp_id(); idx < 3 * nLK; idx += n_warps()) {
-        int m0, n0, which = idx / nLK;
-        tile_at(idx % nLK, Dk, m0, n0);
-        float acc[4] = {0, 0, 0, 0};
-        if (which == 0) {
-            mma_tile<EXACT, SPLIT>(acc, dO, S0t, m0, n0, Dv);
-            float lo, hi;  // dγ_i += exp(γ_i)·q̃_i·(S0·dO_i)
-            frag_rowdot(acc, m0, n0, Q, lo, hi);
-            if (t4 == 0) {
-                int r = m0 + ((threadIdx.x & 31) >> 2);
-                if (r < L) atomicAdd(&dgam[r], (double)(scale * eg[r] * lo));
-                if (r + 8 < L) atomicAdd(&dgam[r + 8], (double)(scale * eg[r + 8] * hi));
-            }
-            frag_each(acc, m0, n0, [&](int i, int a, float &x) {
-                if (i < L) dqg[i * sw + a] = eg[i] * x;
-            });
-        } else if (which == 1) {
-            mma_tile<SPLIT, SPLIT>(acc, U, dSt, m0, n0, Dv);
-            float lo, hi;  // x_j = exp(γ_last − γ_j)·k_j·(dS·u_j): dγ_last += x_j, dγ_j −= x_j
-            frag_rowdot(acc, m0, n0, K, lo, hi);
-            if (t4 == 0) {
-                int r = m0 + ((threadIdx.x & 31) >> 2);
-                if (r < L) {
-                    double x = (double)el[r] * lo;
-                    atomicAdd(&dgam[L - 1], x);
-                    atomicAdd(&dgam[r], -x);
+    with_block_width(Dk, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(3 * Lp, Dk, [&](int mm, int n0) {
+            const int which = mm / Lp, m0 = mm % Lp, r = m0 + ((threadIdx.x & 31) >> 2);
+            float acc[NT][4];
+            block_zero(acc);
+            float lo, hi;
+            if (which == 0) {
+                mma_block<EXACT, SPLIT, NT>(acc, dO, S0t, m0, n0, Dv);
+                block_rowdot(acc, m0, n0, Q, lo, hi);  // dγ_i += exp(γ_i)·q̃_i·(S0·dO_i)
+                if (t4 == 0) {
+                    if (r < L) atomicAdd(&dgam[r], (double)(scale * eg[r] * lo));
+                    if (r + 8 < L) atomicAdd(&dgam[r + 8], (double)(scale * eg[r + 8] * hi));
                 }
-                if (r + 8 < L) {
-                    double x = (double)el[r + 8] * hi;
-                    atomicAdd(&dgam[L - 1], x);
-                    atomicAdd(&dgam[r + 8], -x);
+                block_each(acc, m0, n0, [&](int i, int a, float &x) {
+                    if (i < L) dqg[i * sw + a] = eg[i] * x;
+                });
+            } else if (which == 1) {
+                mma_block<SPLIT, SPLIT, NT>(acc, U, dSt, m0, n0, Dv);
+                // x_j = exp(γ_last − γ_j)·k_j·(dS·u_j): dγ_last += x_j, dγ_j −= x_j
+                block_rowdot(acc, m0, n0, K, lo, hi);
+                if (t4 == 0) {
+                    if (r < L) {
+                        double x = (double)el[r] * lo;
+                        atomicAdd(&dgam[L - 1], x);
+                        atomicAdd(&dgam[r], -x);
+                    }
+                    if (r + 8 < L) {
+                        double x = (double)el[r + 8] * hi;
+                        atomicAdd(&dgam[L - 1], x);
+                        atomicAdd(&dgam[r + 8], -x);
+                    }
                 }
+                block_each(acc, m0, n0, [&](int j, int a, float &x) {
+                    if (j < L) dkg[j * sw + a] = el[j] * x;
+                });
+            } else {
+                mma_block<SPLIT, SPLIT, NT>(acc, negdU, S0t, m0, n0, Dv);
+                block_each(acc, m0, n0, [&](int i, int a, float &x) {
+                    if (i < L) dwg[i * sw + a] = x;
+                });
             }
-            frag_each(acc, m0, n0, [&](int j, int a, float &x) {
-                if (j < L) dkg[j * sw + a] = el[j] * x;
-            });
-        } else {
-            mma_tile<SPLIT, SPLIT>(acc, negdU, S0t, m0, n0, Dv);
-            frag_each(acc, m0, n0, [&](int i, int a, float &x) {
-                if (i < L) dwg[i * sw + a] = x;
-            });
-        }
-    }
+        });
+    });
     __syncthreads();
 
-    // C. dT_ij = β_j·(dU_i·v_j + exp(γ_j)·dW_i·k_j), strictly below the diagonal.
-    for (int idx = warp_id(); idx < nLL; idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Lp, m0, n0);
-        float acc[4] = {0, 0, 0, 0};
-        mma_tile<SPLIT, EXACT>(acc, dW, Kt, m0, n0, Dk);
-        frag_each(acc, m0, n0, [&](int i, int j, float &x) {
-            dT[i * LDS + j] = (j < i && i < L) ? bet[j] * (dT[i * LDS + j] + eg[j] * x) : 0.0f;
+    // C. dT_ij = β_j·(dU_i·v_j + exp(γ_j)·dW_i·k_j), strictly below the diagonal (zeros above).
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            float acc[NT][4];
+            block_zero(acc);
+            if (!above(m0, n0)) mma_block<SPLIT, EXACT, NT>(acc, dW, Kt, m0, n0, Dk);
+            block_each(acc, m0, n0, [&](int i, int j, float &x) {
+                dT[i * LDS + j] = (j < i && i < L) ? bet[j] * (dT[i * LDS + j] + eg[j] * x) : 0.0f;
+            });
         });
-    }
+    });
     __syncthreads();
 
     // D. Y = dT·Tᵀ (into QK's place: QKᵀ was last read before B).
     auto dTm = [&](int i, int j) { return dT[i * LDS + j]; };
-    for (int idx = warp_id(); idx < nLL; idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Lp, m0, n0);
-        float acc[4] = {0, 0, 0, 0};
-        mma_tile<SPLIT, SPLIT>(acc, dTm, Tt, m0, n0, Lp);
-        frag_each(acc, m0, n0, [&](int i, int j, float &x) { Y[i * LDS + j] = x; });
-    }
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            float acc[NT][4];
+            block_zero(acc);
+            mma_block<SPLIT, SPLIT, NT>(acc, dTm, Tt, m0, n0, Lp);
+            block_each(acc, m0, n0, [&](int i, int j, float &x) { Y[i * LDS + j] = x; });
+        });
+    });
     __syncthreads();
 
-    // E. dA = −Tᵀ·Y, strictly lower; kept as dA ⊙ D (into dT's place: dT was last read in D).
+    // E. dA = −Tᵀ·Y, strictly lower; kept as dA ⊙ D (into dT's place: dT was last read in D, and
+    // its blocks above the diagonal are zeros already).
     auto Ym = [&](int i, int j) { return Y[i * LDS + j]; };
-    for (int idx = warp_id(); idx < nLL; idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Lp, m0, n0);
-        float acc[4] = {0, 0, 0, 0};
-        mma_tile<SPLIT, SPLIT>(acc, Tt, Ym, m0, n0, Lp);
-        frag_each(acc, m0, n0, [&](int i, int j, float &x) {
-            dAD[i * LDS + j] = (j < i && i < L) ? -x * expf(gam[i] - gam[j]) : 0.0f;
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            if (above(m0, n0)) return;
+            float acc[NT][4];
+            block_zero(acc);
+            mma_block<SPLIT, SPLIT, NT>(acc, Tt, Ym, m0, n0, Lp);
+            block_each(acc, m0, n0, [&](int i, int j, float &x) {
+                dAD[i * LDS + j] = (j < i && i < L) ? -x * expf(gam[i] - gam[j]) : 0.0f;
+            });
         });
-    }
+    });
     __syncthreads();
 
     // A_ij = β_i·(k_i·k_j)·D_ij: dβ_i += Σ_j dAD_ij·kk_ij; with X = β_i·dAD_ij, X_ij·kk_ij adds to
@@ -340,68 +300,72 @@ __global__ void __launch_bounds__(THREADS) chunk_grad_kernel(params p) {
         atomicAdd(&dgam[j], -(double)s);
     }
 
-    // F. dk, dq̃ (L × Dk) and dv (L × Dv), one tile space.
+    // F. dk and dq̃ (L × Dk), then dv (L × Dv).
     auto sdPDt = [&](int j, int i) { return scale * dPD[i * LDS + j]; };  // scale·(dP ⊙ D)ᵀ
     auto dPDm = [&](int i, int j) { return dPD[i * LDS + j]; };
     auto X = [&](int j, int i) { return bet[j] * dAD[j * LDS + i]; };
     auto Xt = [&](int j, int i) { return bet[i] * dAD[i * LDS + j]; };
-    for (int idx = warp_id(); idx < 2 * nLK + nLV; idx += n_warps()) {
-        int m0, n0;
-        float acc[4] = {0, 0, 0, 0};
-        const int r = ((threadIdx.x & 31) >> 2);
-        if (idx < nLK) {
-            tile_at(idx, Dk, m0, n0);
-            // dkb = Tᵀ·dW, the gradient of β_j·exp(γ_j)·k_j: kdk_j = k_j·dkb_j feeds dβ_j and dγ_j.
-            mma_tile<SPLIT, SPLIT>(acc, Tt, dW, m0, n0, Lp);
-            float lo, hi;
-            frag_rowdot(acc, m0, n0, K, lo, hi);
-            if (t4 == 0) {
-                int j = m0 + r;
-                if (j < L) {
-                    atomicAdd(&dbet[j], (double)(eg[j] * lo));
-                    atomicAdd(&dgam[j], (double)(bet[j] * eg[j] * lo));
+    with_block_width(Dk, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(2 * Lp, Dk, [&](int mm, int n0) {
+            const int m0 = mm % Lp, r = m0 + ((threadIdx.x & 31) >> 2);
+            float acc[NT][4];
+            block_zero(acc);
+            if (mm < Lp) {
+                // dkb = Tᵀ·dW, the gradient of β_j·exp(γ_j)·k_j: kdk_j = k_j·dkb_j feeds dβ_j and dγ_j.
+                mma_block<SPLIT, SPLIT, NT>(acc, Tt, dW, m0, n0, Lp);
+                float lo, hi;
+                block_rowdot(acc, m0, n0, K, lo, hi);
+                if (t4 == 0) {
+                    if (r < L) {
+                        atomicAdd(&dbet[r], (double)(eg[r] * lo));
+                        atomicAdd(&dgam[r], (double)(bet[r] * eg[r] * lo));
+                    }
+                    if (r + 8 < L) {
+                        atomicAdd(&dbet[r + 8], (double)(eg[r + 8] * hi));
+                        atomicAdd(&dgam[r + 8], (double)(bet[r + 8] * eg[r + 8] * hi));
+                    }
                 }
-                if (j + 8 < L) {
-                    atomicAdd(&dbet[j + 8], (double)(eg[j + 8] * hi));
-                    atomicAdd(&dgam[j + 8], (double)(bet[j + 8] * eg[j + 8] * hi));
-                }
+                block_each(acc, m0, n0,
+                           [&](int j, int a, float &x) { x = j < L ? dkg[j * sw + a] + bet[j] * eg[j] * x : 0.0f; });
+                mma_block<SPLIT, EXACT, NT>(acc, sdPDt, Q, m0, n0, Lp);
+                mma_block<SPLIT, EXACT, NT>(acc, X, K, m0, n0, Lp);
+                mma_block<SPLIT, EXACT, NT>(acc, Xt, K, m0, n0, Lp);
+                block_each(acc, m0, n0, [&](int j, int a, float &x) {
+                    if (j < L) dkg[j * sw + a] = x;
+                });
+            } else {
+                block_each(acc, m0, n0, [&](int i, int a, float &x) { x = i < L ? dqg[i * sw + a] : 0.0f; });
+                mma_block<SPLIT, EXACT, NT>(acc, dPDm, K, m0, n0, Lp);
+                block_each(acc, m0, n0, [&](int i, int a, float &x) {
+                    if (i < L) dqg[i * sw + a] = scale * x;
+                });
             }
-            frag_each(acc, m0, n0,
-                      [&](int j, int a, float &x) { x = j < L ? dkg[j * sw + a] + bet[j] * eg[j] * x : 0.0f; });
-            mma_tile<SPLIT, EXACT>(acc, sdPDt, Q, m0, n0, Lp);
-            mma_tile<SPLIT, EXACT>(acc, X, K, m0, n0, Lp);
-            mma_tile<SPLIT, EXACT>(acc, Xt, K, m0, n0, Lp);
-            frag_each(acc, m0, n0, [&](int j, int a, float &x) {
-                if (j < L) dkg[j * sw + a] = x;
-            });
-        } else if (idx < 2 * nLK) {
-            tile_at(idx - nLK, Dk, m0, n0);
-            frag_each(acc, m0, n0, [&](int i, int a, float &x) { x = i < L ? dqg[i * sw + a] : 0.0f; });
-            mma_tile<SPLIT, EXACT>(acc, dPDm, K, m0, n0, Lp);
-            frag_each(acc, m0, n0, [&](int i, int a, float &x) {
-                if (i < L) dqg[i * sw + a] = scale * x;
-            });
-        } else {
-            tile_at(idx - 2 * nLK, Dv, m0, n0);
+        });
+    });
+    with_block_width(Dv, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Dv, [&](int m0, int n0) {
+            const int r = m0 + ((threadIdx.x & 31) >> 2);
+            float acc[NT][4];
+            block_zero(acc);
             // dvb = Tᵀ·dU, the gradient of β_j·v_j: dv_j += β_j·dvb_j, dβ_j += v_j·dvb_j.
-            mma_tile<SPLIT, SPLIT>(acc, Tt, dU, m0, n0, Lp);
+            mma_block<SPLIT, SPLIT, NT>(acc, Tt, dU, m0, n0, Lp);
             float lo, hi;
-            frag_rowdot(acc, m0, n0, V, lo, hi);
+            block_rowdot(acc, m0, n0, V, lo, hi);
             if (t4 == 0) {
-                int j = m0 + r;
-                if (j < L) atomicAdd(&dbet[j], (double)lo);
-                if (j + 8 < L) atomicAdd(&dbet[j + 8], (double)hi);
+                if (r < L) atomicAdd(&dbet[r], (double)lo);
+                if (r + 8 < L) atomicAdd(&dbet[r + 8], (double)hi);
             }
             if (p.dv) {
                 hy_bf16 *dvg = p.dv + ((size_t)t0 * p.H_v + h) * Dv;
-                frag_each(acc, m0, n0, [&](int j, int b, float &x) {
+                block_each(acc, m0, n0, [&](int j, int b, float &x) {
                     if (j < L) dvg[j * sv + b] = __float2bfloat16(bf(dvg[j * sv + b]) + bet[j] * x);
                 });
             }
-        }
-    }
+        });
+    });
     __syncthreads();
-
     // dg_i = Σ_{j≥i} dγ_j: γ_j contains g_i for every j ≥ i.
     if (tid == 0) {
         double suffix = 0.0;
@@ -455,14 +419,7 @@ extern "C" void gdn_chunked_backward_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf
     du_local_kernel<<<dim3(p.ws.max_chunks, p.H_v), THREADS, smem_ll, stream>>>(p);
     CUDA_CHECK_LAUNCH();
 
-    int BV = dv_tile(p.Dv);
-    size_t smem_state = ((size_t)(p.Dk + CHUNK) * (BV + 4) + CHUNK) * sizeof(float);
-    if (smem_state > 48 * 1024)
-        CUDA_CHECK(cudaFuncSetAttribute((const void *)state_backward_kernel,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_state));
-    state_backward_kernel<<<dim3(p.Dv / BV, p.H_v, p.n_docs < 65535 ? p.n_docs : 65535), THREADS, smem_state, stream>>>(
-        p, BV);
-    CUDA_CHECK_LAUNCH();
+    launch_state_backward(p, stream);
 
     const size_t smem_grad = 2 * CHUNK * sizeof(double) + (5 * CHUNK * LDS + 4 * CHUNK) * sizeof(float);
     static const bool smem_grad_set = [&] {  // a constant size: raise the limit once per process

@@ -62,8 +62,6 @@ params params_make(const gdn_shape *s, void *workspace_base) {
     return p;
 }
 
-int dv_tile(int Dv) { return Dv % 32 == 0 ? 32 : 16; }
-
 // ---- chunk table -------------------------------------------------------------------------------
 
 // One block: an exclusive scan of the per-document chunk counts, then one entry per chunk slot.
@@ -159,16 +157,19 @@ __global__ void __launch_bounds__(THREADS) prepare_kernel(params p) {
     auto Kt = [&](int a, int j) { return j < L ? bf(kb[j * sk + a]) : 0.0f; };
     auto V = [&](int i, int b) { return i < L ? bf(vb[i * sv + b]) : 0.0f; };
 
-    // A = strictly lower β_i·(k_i·k_j)·exp(γ_i − γ_j)
-    for (int idx = warp_id(); idx < (Lp / 16) * (Lp / 8); idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Lp, m0, n0);
-        float c[4] = {0, 0, 0, 0};
-        mma_tile<EXACT, EXACT>(c, K, Kt, m0, n0, Dk);
-        frag_each(c, m0, n0, [&](int i, int j, float &x) {
-            A[i * LDS + j] = (j < i && i < L) ? bet[i] * x * expf(gam[i] - gam[j]) : 0.0f;
+    // A = strictly lower β_i·(k_i·k_j)·exp(γ_i − γ_j); blocks wholly above the diagonal stay zero.
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            if (n0 > m0 + 15) return;
+            float c[NT][4];
+            block_zero(c);
+            mma_block<EXACT, EXACT, NT>(c, K, Kt, m0, n0, Dk);
+            block_each(c, m0, n0, [&](int i, int j, float &x) {
+                A[i * LDS + j] = (j < i && i < L) ? bet[i] * x * expf(gam[i] - gam[j]) : 0.0f;
+            });
         });
-    }
+    });
     __syncthreads();
 
     // T = (I + A)⁻¹, one column per thread: T_im = −Σ_{m≤j<i} A_ij·T_jm, in the CPU's order.
@@ -190,27 +191,31 @@ __global__ void __launch_bounds__(THREADS) prepare_kernel(params p) {
     auto Tbet = [&](int i, int j) { return Tm[i * LDS + j] * bet[j]; };
     float *wg = p.ws.w + ((size_t)t0 * p.H_v + h) * Dk, *ug = p.ws.u + ((size_t)t0 * p.H_v + h) * Dv;
     const size_t sw = (size_t)p.H_v * Dk;
-    const int nW = (Lp / 16) * (Dk / 8), nU = (Lp / 16) * (Dv / 8);
-    for (int idx = warp_id(); idx < nW + nU; idx += n_warps()) {
-        int m0, n0;
-        float c[4] = {0, 0, 0, 0};
-        if (idx < nW) {
-            tile_at(idx, Dk, m0, n0);
-            mma_tile<SPLIT, EXACT>(c, Tbeg, K, m0, n0, Lp);
-            frag_each(c, m0, n0, [&](int i, int a, float &x) {
+    with_block_width(Dk, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Dk, [&](int m0, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            mma_block<SPLIT, EXACT, NT>(c, Tbeg, K, m0, n0, Lp);
+            block_each(c, m0, n0, [&](int i, int a, float &x) {
                 if (i < L) wg[i * sw + a] = x;
             });
-        } else {
-            tile_at(idx - nW, Dv, m0, n0);
-            mma_tile<SPLIT, EXACT>(c, Tbet, V, m0, n0, Lp);
-            frag_each(c, m0, n0, [&](int i, int b, float &x) {
+        });
+    });
+    with_block_width(Dv, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Dv, [&](int m0, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            mma_block<SPLIT, EXACT, NT>(c, Tbet, V, m0, n0, Lp);
+            block_each(c, m0, n0, [&](int i, int b, float &x) {
                 if (i < L) ug[i * sv + b] = x;
             });
-        }
-    }
+        });
+    });
 }
 
-static void set_smem(const void *kernel, size_t bytes) {
+void set_smem(const void *kernel, size_t bytes) {
     if (bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
@@ -222,85 +227,7 @@ void launch_prepare(const params &p, cudaStream_t stream) {
     CUDA_CHECK_LAUNCH();
 }
 
-// ---- phase 2: state pass -----------------------------------------------------------------------
-
-// Grid (Dv / BV, H_v, min(n_docs, 65535)): one CTA carries columns [v0, v0 + BV) of one (document,
-// head) state through the document's chunks (documents blockIdx.z, + gridDim.z, ...). Shared: S
-// (Dk × BV+4), exp(γ_last − γ_i)·U_i (64 × BV+4), γ.
-__global__ void __launch_bounds__(THREADS) state_forward_kernel(params p, int BV) {
-    extern __shared__ float sm[];
-    const int ld = BV + 4, Dk = p.Dk, Dv = p.Dv, tid = threadIdx.x;
-    float *S = sm, *Ue = S + Dk * ld, *gam = Ue + CHUNK * ld;
-    const int v0 = blockIdx.x * BV, h = blockIdx.y, kh = h / (p.H_v / p.H_k);
-    for (int d = blockIdx.z; d < p.n_docs; d += gridDim.z) {
-        const size_t state_off = ((size_t)d * p.H_v + h) * Dk * Dv;
-        for (int i = tid; i < Dk * BV; i += blockDim.x)
-            S[(i / BV) * ld + i % BV] = p.state_in ? p.state_in[state_off + (size_t)(i / BV) * Dv + v0 + i % BV] : 0.0f;
-        const int c_begin = p.ws.chunk_first[d], c_end = p.ws.chunk_first[d + 1];
-        const size_t sk = (size_t)p.H_k * Dk, sw = (size_t)p.H_v * Dk, sv = (size_t)p.H_v * Dv;
-        __syncthreads();
-
-        for (int c = c_begin; c < c_end; c++) {
-            const int4 ch = p.ws.chunks[c];
-            const int t0 = ch.y, L = ch.z, Lp = round16(L);
-            if (tid < CHUNK) gam[tid] = tid < L ? p.ws.gamma[(size_t)(t0 + tid) * p.H_v + h] : 0.0f;
-            float *s0 = p.ws.s0 + ((size_t)c * p.H_v + h) * Dk * Dv;
-            for (int i = tid; i < Dk * BV; i += blockDim.x)
-                s0[(size_t)(i / BV) * Dv + v0 + i % BV] = S[(i / BV) * ld + i % BV];
-            __syncthreads();
-            const float gl = gam[L - 1];
-
-            // U = (T·diag(β)·V) − W·S0 on this column tile; Ue = exp(γ_last − γ_i)·U_i for the advance.
-            const float *wg = p.ws.w + ((size_t)t0 * p.H_v + h) * Dk;
-            float *ug = p.ws.u + ((size_t)t0 * p.H_v + h) * Dv + v0;
-            auto W = [&](int i, int a) { return i < L ? wg[i * sw + a] : 0.0f; };
-            auto Sm = [&](int a, int b) { return S[a * ld + b]; };
-            for (int idx = warp_id(); idx < (Lp / 16) * (BV / 8); idx += n_warps()) {
-                int m0, n0;
-                tile_at(idx, BV, m0, n0);
-                float acc[4] = {0, 0, 0, 0};
-                mma_tile<SPLIT, SPLIT>(acc, W, Sm, m0, n0, Dk);
-                frag_each(acc, m0, n0, [&](int i, int b, float &x) {
-                    float u = 0.0f;
-                    if (i < L) {
-                        u = ug[i * sv + b] - x;
-                        ug[i * sv + b] = u;
-                        u *= expf(gl - gam[i]);
-                    }
-                    Ue[i * ld + b] = u;
-                });
-            }
-            __syncthreads();
-
-            // S ← exp(γ_last)·S + Kᵀ·Ue, each element read and written by the warp that owns its tile.
-            const hy_bf16 *kb = p.k + ((size_t)t0 * p.H_k + kh) * Dk;
-            auto Kt = [&](int a, int j) { return j < L ? bf(kb[j * sk + a]) : 0.0f; };
-            auto Um = [&](int j, int b) { return Ue[j * ld + b]; };
-            const float total = expf(gl);
-            for (int idx = warp_id(); idx < (Dk / 16) * (BV / 8); idx += n_warps()) {
-                int m0, n0;
-                tile_at(idx, BV, m0, n0);
-                float acc[4];
-                frag_each(acc, m0, n0, [&](int a, int b, float &x) { x = total * S[a * ld + b]; });
-                mma_tile<EXACT, SPLIT>(acc, Kt, Um, m0, n0, Lp);
-                frag_each(acc, m0, n0, [&](int a, int b, float &x) { S[a * ld + b] = x; });
-            }
-            __syncthreads();
-        }
-        if (p.state_out)
-            for (int i = tid; i < Dk * BV; i += blockDim.x)
-                p.state_out[state_off + (size_t)(i / BV) * Dv + v0 + i % BV] = S[(i / BV) * ld + i % BV];
-        __syncthreads();  // S is reloaded for the next document
-    }
-}
-
-void launch_state_forward(const params &p, cudaStream_t stream) {
-    int BV = dv_tile(p.Dv);
-    size_t smem = ((size_t)(p.Dk + CHUNK) * (BV + 4) + CHUNK) * sizeof(float);
-    set_smem((const void *)state_forward_kernel, smem);
-    state_forward_kernel<<<dim3(p.Dv / BV, p.H_v, min(p.n_docs, 65535)), THREADS, smem, stream>>>(p, BV);
-    CUDA_CHECK_LAUNCH();
-}
+// ---- phase 2: the state pass is in gdn_state_pass.cu ---------------------------------------------
 
 // ---- phase 3: output ---------------------------------------------------------------------------
 
@@ -320,15 +247,17 @@ __global__ void __launch_bounds__(THREADS) output_kernel(params p) {
     const hy_bf16 *qb = p.q + ((size_t)t0 * p.H_k + kh) * Dk, *kb = p.k + ((size_t)t0 * p.H_k + kh) * Dk;
     auto Q = [&](int i, int a) { return i < L ? bf(qb[i * sk + a]) : 0.0f; };
     auto Kt = [&](int a, int j) { return j < L ? bf(kb[j * sk + a]) : 0.0f; };
-    for (int idx = warp_id(); idx < (Lp / 16) * (Lp / 8); idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Lp, m0, n0);
-        float c[4] = {0, 0, 0, 0};
-        mma_tile<EXACT, EXACT>(c, Q, Kt, m0, n0, Dk);
-        frag_each(c, m0, n0, [&](int i, int j, float &x) {
-            P[i * LDS + j] = (j <= i && i < L) ? p.scale * x * expf(gam[i] - gam[j]) : 0.0f;
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            mma_block<EXACT, EXACT, NT>(c, Q, Kt, m0, n0, Dk);
+            block_each(c, m0, n0, [&](int i, int j, float &x) {
+                P[i * LDS + j] = (j <= i && i < L) ? p.scale * x * expf(gam[i] - gam[j]) : 0.0f;
+            });
         });
-    }
+    });
     __syncthreads();
 
     const float *s0 = p.ws.s0 + ((size_t)blockIdx.x * p.H_v + h) * Dk * Dv;
@@ -337,17 +266,19 @@ __global__ void __launch_bounds__(THREADS) output_kernel(params p) {
     auto S0 = [&](int a, int b) { return s0[(size_t)a * Dv + b]; };
     auto Pm = [&](int i, int j) { return P[i * LDS + j]; };
     auto U = [&](int j, int b) { return j < L ? ug[j * sv + b] : 0.0f; };
-    for (int idx = warp_id(); idx < (Lp / 16) * (Dv / 8); idx += n_warps()) {
-        int m0, n0;
-        tile_at(idx, Dv, m0, n0);
-        float c[4] = {0, 0, 0, 0};
-        mma_tile<EXACT, SPLIT>(c, Q, S0, m0, n0, Dk);
-        frag_each(c, m0, n0, [&](int i, int b, float &x) { x *= p.scale * expf(gam[i]); });
-        mma_tile<SPLIT, SPLIT>(c, Pm, U, m0, n0, Lp);
-        frag_each(c, m0, n0, [&](int i, int b, float &x) {
-            if (i < L) og[i * sv + b] = __float2bfloat16(x);
+    with_block_width(Dv, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Dv, [&](int m0, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            mma_block<EXACT, SPLIT, NT>(c, Q, S0, m0, n0, Dk);
+            block_each(c, m0, n0, [&](int i, int b, float &x) { x *= p.scale * expf(gam[i]); });
+            mma_block<SPLIT, SPLIT, NT>(c, Pm, U, m0, n0, Lp);
+            block_each(c, m0, n0, [&](int i, int b, float &x) {
+                if (i < L) og[i * sv + b] = __float2bfloat16(x);
+            });
         });
-    }
+    });
 }
 
 static void launch_output(const params &p, cudaStream_t stream) {

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "../ops_cuda.h"
 
 namespace gdn {
@@ -65,14 +67,18 @@ struct params {
 
 params params_make(const gdn_shape *s, void *workspace);
 
-// Forward phases shared with the backward (defined in gdn_chunked_fwd.cu), in launch order:
-// the chunk table; per chunk γ, T, W and T·diag(β)·V; the sequential pass over chunks that stores
-// each chunk-start state and completes U (and writes state_out when p.state_out is set).
+// Forward phases shared with the backward (gdn_chunked_fwd.cu), in launch order: the chunk table;
+// per chunk γ, T, W and T·diag(β)·V.
 void launch_chunk_table(const params &p, cudaStream_t stream);
 void launch_prepare(const params &p, cudaStream_t stream);
+// The sequential passes over chunks (gdn_state_pass.cu). Forward: stores each chunk-start state
+// S0, completes U (and writes state_out when p.state_out is set). Backward: expects ws.du to hold
+// dU's output part and ws.ds each chunk's Qᵀ·diag(scale·exp(γ))·dO; completes dU, replaces ws.ds
+// by the gradient with respect to each chunk's end state and adds the first one to dstate_in.
 void launch_state_forward(const params &p, cudaStream_t stream);
-// Width of the Dv tiles the state passes use (each CTA owns Dk × dv_tile of one state).
-int dv_tile(int Dv);
+void launch_state_backward(const params &p, cudaStream_t stream);
+// Raises a kernel's dynamic shared-memory limit when it needs more than the default 48 KB.
+void set_smem(const void *kernel, size_t bytes);
 
 // ---- device helpers ----------------------------------------------------------------------------
 
@@ -107,6 +113,11 @@ template <int PA, int PB, class FA, class FB>
 __device__ __forceinline__ void mma_tile(float c[4], const FA &A, const FB &B, int m0, int n0, int K) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int r0 = m0 + g, r1 = r0 + 8, n = n0 + g;
+    // The lo·hi terms go to their own accumulator so each k step issues two independent mma
+    // chains instead of one chain of three; unrolling lets the next step's operand loads start
+    // while this step's mma run. The two sums meet once, after the loop.
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 2
     for (int k0 = 0; k0 < K; k0 += 16) {
         const int c0 = k0 + 2 * t, c1 = c0 + 8;
         uint32_t ah[4], al[4], bh[2], bl[2];
@@ -116,10 +127,71 @@ __device__ __forceinline__ void mma_tile(float c[4], const FA &A, const FB &B, i
         split_pack(A(r1, c1), A(r1, c1 + 1), ah[3], al[3]);
         split_pack(B(c0, n), B(c0 + 1, n), bh[0], bl[0]);
         split_pack(B(c1, n), B(c1 + 1, n), bh[1], bl[1]);
-        if (PA) mma16816(c, al, bh);  // small terms first
-        if (PB) mma16816(c, ah, bl);
+        if (PA) mma16816(s, al, bh);
+        if (PB) mma16816(s, ah, bl);
         mma16816(c, ah, bh);
     }
+    if (PA || PB)
+        for (int e = 0; e < 4; e++) c[e] += s[e];
+}
+
+// The same over a 16 × 8·NT block (columns n0 … n0 + 8·NT): the NT tiles share each A fragment,
+// so a strip of A is loaded and split once per block instead of once per 8 columns.
+template <int PA, int PB, int NT, class FA, class FB>
+__device__ __forceinline__ void mma_block(float (&c)[NT][4], const FA &A, const FB &B, int m0, int n0, int K) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int r0 = m0 + g, r1 = r0 + 8;
+    float s[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        const int c0 = k0 + 2 * t, c1 = c0 + 8;
+        uint32_t ah[4], al[4];
+        split_pack(A(r0, c0), A(r0, c0 + 1), ah[0], al[0]);
+        split_pack(A(r1, c0), A(r1, c0 + 1), ah[1], al[1]);
+        split_pack(A(r0, c1), A(r0, c1 + 1), ah[2], al[2]);
+        split_pack(A(r1, c1), A(r1, c1 + 1), ah[3], al[3]);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const int n = n0 + 8 * j + g;
+            uint32_t bh[2], bl[2];
+            split_pack(B(c0, n), B(c0 + 1, n), bh[0], bl[0]);
+            split_pack(B(c1, n), B(c1 + 1, n), bh[1], bl[1]);
+            if (PA) mma16816(s[j], al, bh);
+            if (PB) mma16816(s[j], ah, bl);
+            mma16816(c[j], ah, bh);
+        }
+    }
+    if (PA || PB)
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+            for (int e = 0; e < 4; e++) c[j][e] += s[j][e];
+}
+
+template <int NT>
+__device__ __forceinline__ void block_zero(float (&c)[NT][4]) {
+#pragma unroll
+    for (int j = 0; j < NT; j++) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0f;
+}
+
+// Calls f(std::integral_constant<int, NT>) with the widest block of 8·NT columns, NT ∈ {6, 4, 2},
+// that divides N (a multiple of 16), so one kernel serves every head dim with register blocks.
+template <class F>
+__device__ __forceinline__ void with_block_width(int N, const F &f) {
+    if ((N / 8) % 6 == 0)
+        f(std::integral_constant<int, 6>());
+    else if ((N / 8) % 4 == 0)
+        f(std::integral_constant<int, 4>());
+    else
+        f(std::integral_constant<int, 2>());
+}
+
+// The warp's share of the 16 × 8·NT blocks of an M × N output: f(m0, n0) for each.
+template <int NT, class F>
+__device__ __forceinline__ void for_each_block(int M, int N, const F &f) {
+    const int per_row = N / (8 * NT);
+    for (int idx = threadIdx.x >> 5; idx < (M / 16) * per_row; idx += blockDim.x >> 5)
+        f((idx / per_row) * 16, (idx % per_row) * 8 * NT);
 }
 
 // f(row, col, value&) for the four accumulator elements a lane holds in the tile at (m0, n0).
@@ -145,10 +217,64 @@ __device__ __forceinline__ void frag_rowdot(const float c[4], int m0, int n0, co
     hi += __shfl_xor_sync(0xffffffffu, hi, 2);
 }
 
+// frag_each and frag_rowdot over the NT tiles of a block.
+template <int NT, class F>
+__device__ __forceinline__ void block_each(float (&c)[NT][4], int m0, int n0, const F &f) {
+#pragma unroll
+    for (int j = 0; j < NT; j++) frag_each(c[j], m0, n0 + 8 * j, f);
+}
+template <int NT, class FX>
+__device__ __forceinline__ void block_rowdot(const float (&c)[NT][4], int m0, int n0, const FX &x, float &lo,
+                                             float &hi) {
+    const int lane = threadIdx.x & 31, r = m0 + (lane >> 2);
+    lo = 0.0f, hi = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        const int col = n0 + 8 * j + 2 * (lane & 3);
+        lo += c[j][0] * x(r, col) + c[j][1] * x(r, col + 1);
+        hi += c[j][2] * x(r + 8, col) + c[j][3] * x(r + 8, col + 1);
+    }
+    lo += __shfl_xor_sync(0xffffffffu, lo, 1);
+    hi += __shfl_xor_sync(0xffffffffu, hi, 1);
+    lo += __shfl_xor_sync(0xffffffffu, lo, 2);
+    hi += __shfl_xor_sync(0xffffffffu, hi, 2);
+}
+
 // Tile `idx` of an M×N output in row-major tile order: its first row and column.
 __device__ __forceinline__ void tile_at(int idx, int N, int &m0, int &n0) {
     m0 = (idx / (N / 8)) * 16;
     n0 = (idx % (N / 8)) * 8;
+}
+
+// Asynchronous global → shared copies (cp.async): a chunk's operands are staged while the CTA
+// computes on the previous ones. A copy marked invalid writes zeros and reads nothing (rows past
+// a chunk's end); `src` must still be a mapped address.
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, bool valid) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Stages rows [0, 64) of a row-major global matrix into shared memory, row_bytes (a multiple of
+// 16) from each; rows ≥ L become zeros. Strides in bytes. Every thread of the block takes part.
+__device__ __forceinline__ void stage_rows(void *dst, int dst_ld_bytes, const void *src, size_t src_ld_bytes,
+                                           int row_bytes, int L) {
+    const int per_row = row_bytes >> 4;
+    for (int idx = threadIdx.x; idx < CHUNK * per_row; idx += blockDim.x) {
+        const int r = idx / per_row, c = idx - r * per_row;
+        const bool ok = r < L;
+        cp_async16((char *)dst + r * dst_ld_bytes + c * 16, (const char *)src + (ok ? r : 0) * src_ld_bytes + c * 16,
+                   ok);
+    }
 }
 
 __device__ __forceinline__ int warp_id() { return threadIdx.x >> 5; }
