@@ -1,122 +1,251 @@
-// `hybrid sft`: full-batch AdamW steps on the CPU reference path, then save the model.
+// `hybrid sft`: supervised fine-tuning — options, recipe and resume around the learner's loop.
 //
-// Every line of --data is read and validated before the first step, so a bad line (named by
-// file:line) costs nothing: the run stops before training with exit status 1. All sequences are
-// packed into one batch with document boundaries; the loss is the mean token cross-entropy over
-// every next-token prediction of every sequence. One JSON line per step on stdout:
-// {"step": i, "loss": L, "grad_norm": G}, loss and grad norm (before clipping) measured before
-// step i's update.
+// Configuration comes from one option table (below): defaults, then a YAML recipe (--recipe), then
+// command-line options, then --set KEY=VALUE overrides in order; every source is checked against
+// the same types, ranges and choices, and the resolved configuration is printed to stderr and
+// stored in every checkpoint as recipe.yaml. All data is read and validated before the first step
+// (a bad line costs nothing and nothing is written), and --out is checked to be replaceable before
+// training, so a long run cannot fail at its very end for a reason known at its start.
+//
+// The loop itself is learner/sft_loop.h. --save-every writes checkpoints to --save-dir; the final
+// state always goes to --out, which is itself a checkpoint that --resume accepts
+// (learner/train_state.h).
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../common/atomic_file.h"
 #include "../common/hy_error.h"
+#include "../learner/param_groups.h"
+#include "../learner/sft_data.h"
+#include "../learner/sft_loop.h"
+#include "../learner/train_state.h"
 #include "../learner/trainer.h"
 #include "args.h"
 #include "cli_common.h"
 #include "commands.h"
 
 static const arg_spec specs[] = {
-    {"model", ARG_STR, NULL, "model directory to start from", 0, 0},
-    {"data", ARG_STR, NULL, "JSONL of {\"tokens\"}, {\"text\"} or {\"messages\"} lines", 0, 0},
-    {"out", ARG_STR, NULL, "output model directory", 0, 0},
-    {"steps", ARG_INT, "1", "AdamW steps", 0, 1e9},
-    {"lr", ARG_FLOAT, "1e-3", "learning rate (torch AdamW default)", 0, 0},
+    {"model", ARG_STR, NULL, "model directory to start from (not needed with --resume)", 0, 0},
+    {"data", ARG_STR, NULL, "JSONL of {\"tokens\"[, \"mask\"]}, {\"text\"} or {\"messages\"} lines", 0, 0},
+    {"out", ARG_STR, NULL, "where the final checkpoint goes (an HF model directory plus optimizer and data state)", 0,
+     0},
+    {"recipe", ARG_STR, NULL, "YAML file of option: value lines (any option below but recipe, set, resume)", 0, 0},
+    {"set", ARG_STR, NULL, "KEY=VALUE override of an option, applied after the recipe and options (repeatable)", 0, 0},
+    {"resume", ARG_STR, NULL, "checkpoint directory to continue from: weights, optimizer state, data position", 0, 0},
+    {"steps", ARG_INT, "1", "optimizer steps in all (a resumed run continues up to this)", 0, 1e9},
+    {"batch-size", ARG_INT, "0", "sequences per optimizer step; 0 = every sequence (full batch)", 0, 1e9},
+    {"micro-batch-tokens", ARG_INT, "0",
+     "token budget of one micro-batch; a step's sequences are split over as many as needed (gradient accumulation); "
+     "0 = the whole step in one",
+     0, 1e9},
+    {"max-seq-len", ARG_INT, "0", "cut longer sequences to their first N tokens; 0 = no limit", 0, 1e9},
+    {"loss-norm", ARG_CHOICE, "token",
+     "loss normalisation {token|sequence}: mean over the step's trained tokens, or mean over its sequences of each "
+     "one's token mean",
+     0, 0},
+    {"train-on", ARG_CHOICE, "assistant",
+     "trained tokens of conversations {assistant|all}: each assistant turn's content and its <|im_end|>, or every "
+     "token",
+     0, 0},
+    {"seed", ARG_INT, "0", "data-order seed (a new shuffle each epoch)", 0, 9e15},
+    {"shuffle", ARG_INT, "1", "1 = shuffle every epoch, 0 = file order", 0, 1},
+    {"lr", ARG_FLOAT, "1e-3", "peak learning rate (torch AdamW default)", 0, 0},
+    {"lr-schedule", ARG_CHOICE, "constant", "after warmup {constant|linear|cosine} decay to min-lr-ratio·lr", 0, 0},
+    {"warmup-steps", ARG_INT, "0", "linear warmup steps from 0 up to lr", 0, 1e9},
+    {"min-lr-ratio", ARG_FLOAT, "0", "floor of the linear / cosine decay, as a fraction of lr", 0, 1},
     {"beta1", ARG_FLOAT, "0.9", "AdamW beta1", 0, 1},
     {"beta2", ARG_FLOAT, "0.999", "AdamW beta2", 0, 1},
     {"eps", ARG_FLOAT, "1e-8", "AdamW epsilon", 0, 0},
-    {"weight-decay", ARG_FLOAT, "0.01", "AdamW decoupled weight decay, applied to every parameter", 0, 0},
+    {"weight-decay", ARG_FLOAT, "0.01", "AdamW decoupled weight decay (except the no-decay parameters)", 0, 0},
+    {"no-decay", ARG_STR, HY_NO_DECAY_DEFAULT,
+     "parameters without weight decay, comma-separated: kinds (norm, bias, a_log, dt_bias, embed, conv, lm_head) or "
+     "name substrings; none = decay every parameter",
+     0, 0},
     {"grad-clip", ARG_FLOAT, "1.0", "global grad-norm clipping threshold; 0 = no clipping", 0, 1e30},
+    {"save-every", ARG_INT, "0", "also write a checkpoint to save-dir every N steps; 0 = only the final one", 0, 1e9},
+    {"save-dir", ARG_STR, NULL, "directory for periodic checkpoints (step-NNNNNN inside; created if missing)", 0, 0},
+    {"peak-tflops", ARG_FLOAT, "989",
+     "the GPU's dense bf16 peak in TFLOP/s, for the MFU column on CUDA (989 = H100 SXM)", 0, 1e6},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
     {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
 };
 static const arg_command command = {
     "sft",
-    "sft --model DIR --data IN.jsonl --out DIR [--steps N --lr X --beta1 B1 --beta2 B2 --eps E "
-    "--weight-decay W --grad-clip G]",
-    "Full-batch AdamW (PyTorch semantics) on the mean next-token cross-entropy of all sequences.\n"
-    "Prints one JSON line per step with step, loss and grad_norm (before clipping); saves to --out.",
+    "sft --model DIR --data IN.jsonl --out DIR [--recipe FILE.yaml] [--set KEY=VALUE ...] [--resume CKPT] "
+    "[--steps N --batch-size B --micro-batch-tokens T --lr X ...]",
+    "Supervised fine-tuning: AdamW (PyTorch semantics) on fp32 master weights over shuffled, packed batches of\n"
+    "sequences with loss masks, gradient accumulation, warmup + decay, grad clipping and weight-decay\n"
+    "exclusions. Prints one JSON line of metrics per step on stdout and a progress line on stderr; writes a\n"
+    "checkpoint (HF model + optimizer and data state) to --out, and every --save-every steps to --save-dir.\n"
+    "Options may come from a YAML recipe; command-line options and --set override it (docs/recipes.md).",
     specs, sizeof specs / sizeof *specs};
 
-typedef struct {
-    int32_t *tokens;
-    int32_t *cu;
-    int T, n_docs, cap_T, cap_docs;
-} packed;
+// Options that are not recipe keys, and not part of the stored configuration.
+static const char *const not_in_recipe[] = {"recipe", "set", "resume", NULL};
 
-static int pack_append(void *ctx, const int32_t *ids, int n, const char *where) {
-    packed *p = ctx;
-    if (p->T + n > p->cap_T) {
-        p->cap_T = 2 * (p->T + n);
-        p->tokens = hy_realloc(p->tokens, sizeof(int32_t) * (size_t)p->cap_T);
+// Moves every "--set K=V" / "--set=K=V" out of argv (into sets), keeping the rest in order.
+static int extract_sets(int argc, char **argv, char **rest, int *n_rest, const char **sets, int *n_sets) {
+    *n_rest = *n_sets = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hybrid sft: option '--set' needs a value (KEY=VALUE)\n");
+                return -1;
+            }
+            sets[(*n_sets)++] = argv[++i];
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            sets[(*n_sets)++] = argv[i] + 6;
+        } else {
+            rest[(*n_rest)++] = argv[i];
+        }
     }
-    if (p->n_docs + 2 > p->cap_docs) {
-        p->cap_docs = 2 * (p->n_docs + 2);
-        p->cu = hy_realloc(p->cu, sizeof(int32_t) * (size_t)p->cap_docs);
-    }
-    if (p->n_docs == 0) p->cu[0] = 0;
-    memcpy(p->tokens + p->T, ids, sizeof(int32_t) * (size_t)n);
-    p->T += n;
-    p->cu[++p->n_docs] = p->T;
     return 0;
 }
 
-static int read_data(const char *path, const hy_model *m, const hy_tokenizer *tok, packed *p) {
-    if (cli_for_each_sequence(path, m, tok, pack_append, p) < 0) return -1;
-    if (p->T == p->n_docs) return hy_fail("%s: every sequence has one token: nothing to predict", path);
+// Applies one --set KEY=VALUE (0 / −1 with an hy_fail message).
+static int apply_set(arg_values *a, const char *kv) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return hy_fail("--set '%s': expected KEY=VALUE", kv);
+    char key[64];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+    for (const char *const *k = not_in_recipe; *k; k++)
+        if (!strcmp(key, *k)) return hy_fail("--set '%s': %s cannot be set this way; use --%s", key, key, key);
+    return args_set(&command, a, key, eq + 1, "--set");
+}
+
+// Defaults < recipe < command line < --set. Returns 0, or the exit status for a failure.
+static int resolve_options(int argc, char **argv, arg_values *a) {
+    memset(a, 0, sizeof *a);
+    char **rest = hy_malloc(sizeof *rest * (size_t)(argc + 1));
+    const char **sets = hy_malloc(sizeof *sets * (size_t)(argc + 1));
+    int n_rest, n_sets, status = 0;
+    if (extract_sets(argc, argv, rest, &n_rest, sets, &n_sets)) {
+        status = 2;
+    } else {
+        const int rc = args_parse(&command, n_rest, rest, a);
+        status = rc > 0 ? -1 : rc < 0 ? 2 : 0;  // −1: help printed
+    }
+    if (!status && arg_str(a, "recipe") && args_apply_recipe(&command, a, arg_str(a, "recipe"), not_in_recipe))
+        status = cli_error("sft");
+    for (int i = 0; i < n_sets && !status; i++)
+        if (apply_set(a, sets[i])) {
+            fprintf(stderr, "hybrid sft: %s\n", hy_last_error());
+            status = 2;
+        }
+    free(rest);
+    free(sets);
+    return status;
+}
+
+typedef struct {
+    const char *data, *out, *resume, *model_dir, *save_dir;
+    hy_sft_data_options data_opts;
+    hy_sft_loop loop;
+} sft_config;
+
+static void config_from_args(const arg_values *a, sft_config *c) {
+    memset(c, 0, sizeof *c);
+    c->data = arg_str(a, "data");
+    c->out = arg_str(a, "out");
+    c->resume = arg_str(a, "resume");
+    c->model_dir = c->resume ? c->resume : arg_str(a, "model");
+    c->save_dir = arg_str(a, "save-dir");
+    c->data_opts.train_on = strcmp(arg_str(a, "train-on"), "all") ? HY_TRAIN_ON_ASSISTANT : HY_TRAIN_ON_ALL;
+    c->data_opts.max_seq_len = (int)arg_int(a, "max-seq-len");
+    c->data_opts.max_tokens = (int)arg_int(a, "micro-batch-tokens");
+    hy_sft_loop *l = &c->loop;
+    l->steps = arg_int(a, "steps");
+    l->batch_size = (int)arg_int(a, "batch-size");
+    l->micro_tokens = (int)arg_int(a, "micro-batch-tokens");
+    l->norm = strcmp(arg_str(a, "loss-norm"), "sequence") ? HY_LOSS_NORM_TOKEN : HY_LOSS_NORM_SEQUENCE;
+    l->schedule.peak = arg_float(a, "lr");
+    l->schedule.warmup_steps = arg_int(a, "warmup-steps");
+    l->schedule.total_steps = l->steps;
+    l->schedule.min_ratio = arg_float(a, "min-lr-ratio");
+    hy_lr_decay_parse(arg_str(a, "lr-schedule"), &l->schedule.decay);  // a choice: already validated
+    l->seed = (uint64_t)arg_int(a, "seed");
+    l->shuffle = (int)arg_int(a, "shuffle");
+    l->save_every = arg_int(a, "save-every");
+    l->save_dir = c->save_dir;
+    l->out = c->out;
+    l->resume = c->resume;
+    l->metrics = stdout;
+    l->progress = stderr;
+}
+
+// Usage problems found after parsing (exit status 2).
+static int check_usage(const arg_values *a, const sft_config *c) {
+    if (!c->model_dir || !c->data || !c->out)
+        return hy_fail("--model (or --resume), --data and --out are required");
+    if (c->loop.save_every > 0 && !c->save_dir) return hy_fail("--save-every needs --save-dir");
+    if (c->resume && arg_str(a, "model"))
+        fprintf(stderr, "hybrid sft: --resume given: weights come from %s, --model is ignored\n", c->resume);
     return 0;
+}
+
+static int make_dir(const char *dir) {
+    if (mkdir(dir, 0755) && errno != EEXIST) return hy_fail("%s: cannot create directory: %s", dir, strerror(errno));
+    return 0;
+}
+
+// Everything after the configuration: load, validate, train, save. Returns 0 / −1 (hy_fail).
+static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
+    if (hy_atomic_dir_check_replaceable(c->out, hy_checkpoint_files)) return -1;
+    if (c->save_dir && c->loop.save_every > 0 && make_dir(c->save_dir)) return -1;
+    hy_model m;
+    hy_tokenizer *tok;
+    if (cli_load_model(c->model_dir, arg_str(a, "tokenizer"), arg_str(a, "device"), &m, &tok)) return -1;
+    hy_sft_data_options opts = c->data_opts;
+    opts.vocab = m.cfg.vocab_size;
+    hy_param_groups groups = {0};
+    int rc = hy_param_groups_build(&groups, &m.table, arg_str(a, "no-decay"));
+    hy_dataset ds;
+    if (!rc) rc = hy_dataset_load_jsonl(&ds, c->data, tok, &opts);
+    if (!rc) {
+        fprintf(stderr,
+                "hybrid sft: %d sequences (%lld tokens; %d without targets dropped, %d cut to max-seq-len), %zu "
+                "parameters (%zu without weight decay), on %s\n",
+                ds.n, (long long)ds.total, ds.n_dropped, ds.n_truncated, m.table.total, groups.n_no_decay,
+                m.be->name);
+        adamw_params hp = {c->loop.schedule.peak, arg_float(a, "beta1"), arg_float(a, "beta2"), arg_float(a, "eps"),
+                           arg_float(a, "weight-decay")};
+        hy_trainer t;
+        hy_trainer_init(&t, &m, &hp, (float)arg_float(a, "grad-clip"));
+        hy_trainer_set_groups(&t, &groups);
+        char buf[4096];
+        c->loop.tokenizer_path = cli_tokenizer_path(c->model_dir, arg_str(a, "tokenizer"), buf, sizeof buf);
+        c->loop.config_yaml = config_yaml;
+        c->loop.peak_tflops = m.be->device == HY_DEVICE_CUDA ? arg_float(a, "peak-tflops") : 0.0;
+        rc = hy_sft_loop_run(&c->loop, &t, &ds);
+        hy_trainer_free(&t);
+        hy_dataset_free(&ds);
+    }
+    hy_param_groups_free(&groups);
+    cli_unload_model(&m, tok);
+    return rc;
 }
 
 int cmd_sft(int argc, char **argv) {
     arg_values a;
-    int rc = args_parse(&command, argc, argv, &a);
-    if (rc) return rc > 0 ? 0 : 2;
-    const char *data = arg_str(&a, "data"), *out = arg_str(&a, "out");
-    if (!arg_str(&a, "model") || !data || !out) {
-        fprintf(stderr, "hybrid sft: --model, --data and --out are required\n");
+    int status = resolve_options(argc, argv, &a);
+    if (status) {
+        args_free(&a);
+        return status < 0 ? 0 : status;
+    }
+    sft_config c;
+    config_from_args(&a, &c);
+    if (check_usage(&a, &c)) {
+        fprintf(stderr, "hybrid sft: %s\n", hy_last_error());
+        args_free(&a);
         return 2;
     }
-    hy_model m;
-    hy_tokenizer *tok;
-    if (cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), arg_str(&a, "device"), &m, &tok))
-        return cli_error("sft");
-    packed p = {0};
-    rc = read_data(data, &m, tok, &p);
-    if (!rc) {
-        adamw_params hp = {arg_float(&a, "lr"), arg_float(&a, "beta1"), arg_float(&a, "beta2"), arg_float(&a, "eps"),
-                           arg_float(&a, "weight-decay")};
-        hy_trainer t;
-        hy_trainer_init(&t, &m, &hp, (float)arg_float(&a, "grad-clip"));
-        hy_batch b = {p.tokens, p.cu, p.T, p.n_docs};
-        int32_t *targets = hy_malloc(sizeof(int32_t) * (size_t)p.T);
-        hy_next_token_targets(&b, targets);
-        fprintf(stderr, "hybrid sft: %d sequences, %d tokens, %d predictions, %zu parameters\n", p.n_docs, p.T,
-                p.T - p.n_docs, m.table.total);
-        const long steps = arg_int(&a, "steps");
-        for (long s = 1; s <= steps && !rc; s++) {
-            double loss, gnorm;
-            rc = hy_trainer_step(&t, &b, targets, &loss, &gnorm);
-            if (!rc) {
-                printf("{\"step\": %ld, \"loss\": %.9g, \"grad_norm\": %.9g}\n", s, loss, gnorm);
-                fflush(stdout);
-            }
-        }
-        free(targets);
-        hy_trainer_free(&t);
-    }
-    if (!rc) {
-        hy_model_sync_to_host(&m);
-        rc = hy_model_save(&m, out);
-    }
-    if (!rc && tok) {
-        // keep the saved directory self-contained for score / generate
-        char src_buf[4096], dst[4096];
-        snprintf(dst, sizeof dst, "%s/tokenizer.json", out);
-        rc = cli_copy_file(cli_tokenizer_path(arg_str(&a, "model"), arg_str(&a, "tokenizer"), src_buf, sizeof src_buf),
-                           dst);
-    }
-    free(p.tokens);
-    free(p.cu);
-    cli_unload_model(&m, tok);
-    return rc ? cli_error("sft") : 0;
+    char *yaml = args_to_yaml(&a, not_in_recipe);
+    fprintf(stderr, "hybrid sft: resolved configuration:\n%s", yaml);
+    status = run(&a, &c, yaml) ? cli_error("sft") : 0;
+    free(yaml);
+    args_free(&a);
+    return status;
 }

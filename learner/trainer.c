@@ -1,11 +1,13 @@
-// Full-batch trainer on the model's backend (see trainer.h).
+// Training steps on the model's backend (see trainer.h).
 #include "trainer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/hy_error.h"
+#include "../model/acts.h"
 #include "lm_loss.h"
 
 void hy_trainer_init(hy_trainer *t, hy_model *m, const adamw_params *hp, float grad_clip) {
@@ -18,6 +20,10 @@ void hy_trainer_init(hy_trainer *t, hy_model *m, const adamw_params *hp, float g
     t->grads = be->alloc_persistent(be, bytes);
     t->exp_avg = be->alloc_persistent(be, bytes);
     t->exp_avg_sq = be->alloc_persistent(be, bytes);
+    if (hy_param_groups_build(&t->groups, &m->table, "none")) {
+        fprintf(stderr, "hybrid: internal error: %s\n", hy_last_error());
+        abort();
+    }
 }
 
 void hy_trainer_free(hy_trainer *t) {
@@ -25,7 +31,15 @@ void hy_trainer_free(hy_trainer *t) {
     be->free_persistent(be, t->grads);
     be->free_persistent(be, t->exp_avg);
     be->free_persistent(be, t->exp_avg_sq);
+    hy_param_groups_free(&t->groups);
     memset(t, 0, sizeof *t);
+}
+
+void hy_trainer_set_groups(hy_trainer *t, const hy_param_groups *g) {
+    hy_param_groups_free(&t->groups);
+    t->groups = *g;
+    t->groups.ranges = hy_malloc(sizeof *g->ranges * (size_t)(g->n_ranges ? g->n_ranges : 1));
+    memcpy(t->groups.ranges, g->ranges, sizeof *g->ranges * (size_t)g->n_ranges);
 }
 
 void hy_next_token_targets(const hy_batch *b, int32_t *targets) {
@@ -34,36 +48,115 @@ void hy_next_token_targets(const hy_batch *b, int32_t *targets) {
             targets[i] = i + 1 < b->cu_seqlens[d + 1] ? b->tokens[i + 1] : -1;
 }
 
-int hy_trainer_loss_and_grads(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss,
-                              double *grad_norm) {
+// Forward and backward of one packed batch, gradients += into t->grads. Token mode: one loss call,
+// returning the batch's mean CE. Sequence mode: one call per document with targets, returning the
+// sum of the documents' mean CEs. The model works on documents independently, so the per-document
+// calls see exactly the rows the one call would.
+static int batch_loss_and_grads(hy_trainer *t, const hy_batch *b, const int32_t *targets, hy_loss_norm norm,
+                                double *loss) {
     hy_model *m = t->model;
     hy_backend *be = m->be;
     hy_acts *acts = NULL;
     if (hy_model_forward(m, b, HY_LOGITS_NONE, NULL, &acts, NULL, NULL)) return -1;
-    be->f32_zero(be, t->grads, m->table.total);
     hy_params g;
     hy_params_bind(&g, &m->table, &m->cfg, t->grads);
+    const int C = m->cfg.hidden_size;
     const size_t mark = be->mark(be);
-    hy_act *dxf = be->act_alloc(be, (size_t)b->T * m->cfg.hidden_size);
-    *loss = lm_loss_mean_ce(m, hy_acts_final_hidden(acts), targets, b->T, dxf, g.lm_head);
+    hy_act *dxf = be->act_alloc(be, (size_t)b->T * C);
+    const hy_act *xf = hy_acts_final_hidden(acts);
+    if (norm == HY_LOSS_NORM_TOKEN) {
+        *loss = lm_loss_mean_ce(m, xf, targets, b->T, dxf, g.lm_head);
+    } else {
+        *loss = 0.0;
+        for (int d = 0; d < b->n_docs; d++) {
+            const int t0 = b->cu_seqlens[d], n = b->cu_seqlens[d + 1] - t0;
+            *loss += lm_loss_mean_ce(m, hy_act_at(be, xf, (size_t)t0 * C), targets + t0, n,
+                                     hy_act_at(be, dxf, (size_t)t0 * C), g.lm_head);
+        }
+    }
     hy_model_backward_hidden(m, acts, dxf, t->grads);
     be->release(be, mark);
     hy_acts_free(acts);
+    return 0;
+}
+
+int hy_trainer_loss_and_grads(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss,
+                              double *grad_norm) {
+    hy_model *m = t->model;
+    hy_backend *be = m->be;
+    be->f32_zero(be, t->grads, m->table.total);
+    if (batch_loss_and_grads(t, b, targets, HY_LOSS_NORM_TOKEN, loss)) return -1;
     *grad_norm = sqrt(be->grad_sumsq(be, t->grads, m->table.total));
+    return 0;
+}
+
+// Clip, then AdamW over each decay range at rate lr — unless the loss or the gradient is not
+// finite, in which case nothing is touched (returns 1).
+static int clip_and_update(hy_trainer *t, double loss, double grad_norm, double lr) {
+    if (!isfinite(loss) || !isfinite(grad_norm)) {
+        t->skipped++;
+        return 1;
+    }
+    hy_model *m = t->model;
+    hy_backend *be = m->be;
+    const size_t n = m->table.total;
+    if (t->grad_clip > 0.0f) {
+        const float coef = grad_clip_coef(grad_norm, t->grad_clip);
+        if (coef < 1.0f) be->grad_scale(be, t->grads, n, coef);
+    }
+    adamw_params hp = t->hp;
+    hp.lr = lr;
+    t->step++;
+    void *mm = m->mm == (void *)m->dev ? NULL : m->mm;
+    for (int i = 0; i < t->groups.n_ranges; i++) {
+        const hy_param_range *r = &t->groups.ranges[i];
+        be->adamw_step(be, m->dev + r->offset, mm ? (char *)mm + r->offset * be->act_bytes : NULL,
+                       t->exp_avg + r->offset, t->exp_avg_sq + r->offset, t->grads + r->offset, r->n, &hp, t->step,
+                       r->decay);
+    }
     return 0;
 }
 
 int hy_trainer_step(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss, double *grad_norm) {
     if (hy_trainer_loss_and_grads(t, b, targets, loss, grad_norm)) return -1;
+    clip_and_update(t, *loss, *grad_norm, t->hp.lr);
+    return 0;
+}
+
+// Weight of micro-batch mb's loss calls in the step's loss (see trainer.h); 0 when it has no targets.
+static double micro_weight(const hy_micro_batch *mb, hy_loss_norm norm, long step_targets, long step_seqs) {
+    if (mb->n_targets == 0) return 0.0;
+    return norm == HY_LOSS_NORM_TOKEN ? (double)mb->n_targets / (double)step_targets : 1.0 / (double)step_seqs;
+}
+
+int hy_trainer_step_batch(hy_trainer *t, const hy_step_batch *sb, hy_loss_norm norm, double lr, hy_step_stats *st) {
     hy_model *m = t->model;
     hy_backend *be = m->be;
     const size_t n = m->table.total;
-    if (t->grad_clip > 0.0f) {
-        float coef = grad_clip_coef(*grad_norm, t->grad_clip);
-        if (coef < 1.0f) be->grad_scale(be, t->grads, n, coef);
+    memset(st, 0, sizeof *st);
+    st->tokens = sb->tokens;
+    st->targets = sb->targets;
+    st->sequences = sb->sequences;
+    st->micro_batches = sb->n;
+    long seqs_with_targets = 0;
+    for (int i = 0; i < sb->n; i++)
+        for (int d = 0; d < sb->mb[i].n_docs; d++) seqs_with_targets += sb->mb[i].doc_targets[d] > 0;
+    be->f32_zero(be, t->grads, n);
+    double prev_w = 0.0;
+    for (int i = 0; i < sb->n; i++) {
+        const hy_micro_batch *mb = &sb->mb[i];
+        const double w = micro_weight(mb, norm, sb->targets, seqs_with_targets);
+        if (w == 0.0) continue;
+        // keep the accumulator in units of this micro-batch's weight
+        if (prev_w != 0.0 && prev_w != w) be->grad_scale(be, t->grads, n, (float)(prev_w / w));
+        const hy_batch b = hy_micro_batch_view(mb);
+        double loss;
+        if (batch_loss_and_grads(t, &b, mb->targets, norm, &loss)) return -1;
+        st->loss += loss * w;
+        prev_w = w;
     }
-    t->step++;
-    be->adamw_step(be, m->dev, m->mm == (void *)m->dev ? NULL : m->mm, t->exp_avg, t->exp_avg_sq, t->grads, n, &t->hp,
-                   t->step, 1);
+    if (prev_w != 0.0 && prev_w != 1.0) be->grad_scale(be, t->grads, n, (float)prev_w);
+    st->grad_norm = sqrt(be->grad_sumsq(be, t->grads, n));
+    st->skipped = clip_and_update(t, st->loss, st->grad_norm, lr);
     return 0;
 }

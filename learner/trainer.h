@@ -1,32 +1,66 @@
-// Full-batch training steps on the model's backend: forward, mean token cross-entropy, backward,
-// global grad-norm clipping, AdamW over every parameter (PyTorch AdamW semantics, decay applied
-// to all parameters as torch.optim.AdamW(model.parameters()) does).
+// Training steps on the model's backend: forward, token cross-entropy, backward, global grad-norm
+// clipping and AdamW (PyTorch semantics) on the fp32 master weights; on CUDA the AdamW kernel also
+// refreshes the bf16 matmul copy.
 //
 // Gradients and the optimizer state (m, v) are fp32 arenas in backend memory laid out like the
-// parameter arena (params.h), so one call per step updates everything; on CUDA the AdamW kernel
-// also refreshes the bf16 matmul copy.
+// parameter arena (params.h). Weight decay follows parameter groups (param_groups.h); a fresh
+// trainer decays every parameter, as torch.optim.AdamW(model.parameters()) does.
+//
+// A step over several micro-batches (gradient accumulation) normalises the loss by the whole
+// step's counts, so it yields the same gradient as one batch of the same sequences:
+//   token:     loss = Σ_tokens CE / N                 (N = trained tokens of the step)
+//   sequence:  loss = (1/S) Σ_seq (Σ_tokens CE / n_s) (S sequences, n_s trained tokens each)
+// lm_loss_mean_ce normalises each call by its own count n_c, so a micro-batch's gradient reaches
+// the accumulator with weight w_i (n_i/N, or 1/S with one call per sequence). The accumulator is
+// kept in units of the current micro-batch's weight: before micro-batch i adds its gradient, the
+// sum so far is scaled by w_{i−1}/w_i, and the final sum by w_last — one fp32 scale per micro-batch
+// (a few ulp), no second gradient arena, and a single micro-batch in token mode is never scaled.
+//
+// A step whose loss or gradient norm is NaN or inf is skipped: no clipping, no AdamW, the weights,
+// m, v and the AdamW step count stay as they were; it is counted in `skipped`.
 #ifndef HY_TRAINER_H
 #define HY_TRAINER_H
 
 #include "../kernels/ops_cpu.h"
 #include "../model/model.h"
+#include "packing.h"
+#include "param_groups.h"
+
+typedef enum { HY_LOSS_NORM_TOKEN, HY_LOSS_NORM_SEQUENCE } hy_loss_norm;
 
 typedef struct {
     hy_model *model;
-    adamw_params hp;
+    adamw_params hp;                       // hp.lr: the rate of hy_trainer_step; batch steps take theirs
     float grad_clip;                       // 0 = no clipping
+    hy_param_groups groups;                // weight-decay ranges
     float *grads, *exp_avg, *exp_avg_sq;   // (table.total) backend memory
     int step;                              // AdamW steps taken
+    long skipped;                          // steps refused for a non-finite loss or gradient
 } hy_trainer;
+
+typedef struct {
+    double loss;       // normalised as asked (see above), before the update
+    double grad_norm;  // global, before clipping
+    long tokens;       // tokens run through the model
+    long targets;      // tokens in the loss
+    int sequences, micro_batches;
+    int skipped;       // 1 when this step was refused (non-finite loss or gradient)
+} hy_step_stats;
 
 void hy_trainer_init(hy_trainer *t, hy_model *m, const adamw_params *hp, float grad_clip);
 void hy_trainer_free(hy_trainer *t);
+// Replaces the weight-decay groups (the trainer keeps its own copy).
+void hy_trainer_set_groups(hy_trainer *t, const hy_param_groups *g);
 
-// Loss and gradients of batch b (targets (T), host: next token within the document, −1 at a
-// document's end), without updating: *loss and *grad_norm (before clipping). Returns 0 / −1.
+// One optimizer step over a step batch (packing.h) with loss normalisation norm at learning rate
+// lr. Data errors cannot occur here; a backend failure returns −1.
+int hy_trainer_step_batch(hy_trainer *t, const hy_step_batch *sb, hy_loss_norm norm, double lr, hy_step_stats *st);
+
+// Loss and gradients of batch b (targets (T), host: next token within the document, −1 = none),
+// without updating: *loss and *grad_norm (before clipping). Returns 0 / −1.
 int hy_trainer_loss_and_grads(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss,
                               double *grad_norm);
-// One full-batch step: loss/gradients as above, then clip and AdamW.
+// One full-batch step at hp.lr: loss/gradients as above, then (unless non-finite) clip and AdamW.
 int hy_trainer_step(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss, double *grad_norm);
 // Next-token targets of a packed batch (−1 at each document's last token).
 void hy_next_token_targets(const hy_batch *b, int32_t *targets);
