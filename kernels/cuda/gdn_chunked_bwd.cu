@@ -366,15 +366,24 @@ __global__ void __launch_bounds__(THREADS) chunk_grad_kernel(params p) {
         });
     });
     __syncthreads();
-    // dg_i = Σ_{j≥i} dγ_j: γ_j contains g_i for every j ≥ i.
-    if (tid == 0) {
-        double suffix = 0.0;
-        for (int i = L - 1; i >= 0; i--) {
-            suffix += dgam[i];
-            size_t at = (size_t)(t0 + i) * p.H_v + h;
-            if (p.dg) p.dg[at] += (float)suffix;
-            if (p.dbeta) p.dbeta[at] += (float)dbet[i];
+    // dg_i = Σ_{j≥i} dγ_j (γ_j contains g_i for every j ≥ i): a suffix scan in double over the first
+    // two warps, the first adding the second's total.
+    __shared__ double second_half;
+    double x = 0.0;
+    if (tid < CHUNK) {
+        x = tid < L ? dgam[tid] : 0.0;
+        for (int off = 1; off < 32; off <<= 1) {
+            double y = __shfl_down_sync(0xffffffffu, x, off);
+            if ((tid & 31) + off < 32) x += y;
         }
+        if (tid == 32) second_half = x;
+    }
+    __syncthreads();
+    if (tid < 32) x += second_half;
+    if (tid < L) {
+        const size_t at = (size_t)(t0 + tid) * p.H_v + h;
+        if (p.dg) p.dg[at] += (float)x;
+        if (p.dbeta) p.dbeta[at] += (float)dbet[tid];
     }
 }
 

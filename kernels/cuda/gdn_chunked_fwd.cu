@@ -137,15 +137,23 @@ __global__ void __launch_bounds__(THREADS) prepare_kernel(params p) {
     const int tid = threadIdx.x, Dk = p.Dk, Dv = p.Dv;
 
     for (int i = tid; i < 2 * CHUNK * LDS; i += blockDim.x) sm[i] = 0.0f;
-    if (tid == 0) {
-        float acc = 0.0f;
-        for (int i = 0; i < CHUNK; i++) {
-            if (i < L) {
-                acc += p.g[(size_t)(t0 + i) * p.H_v + h];
-                p.ws.gamma[(size_t)(t0 + i) * p.H_v + h] = acc;
-            }
-            gam[i] = i < L ? acc : 0.0f;
+    // γ = inclusive cumsum of g over the chunk: a scan in each of the first two warps, then the
+    // second adds the first's total (a serial loop here cost a dependent global load per token).
+    __shared__ float first_half;
+    if (tid < CHUNK) {
+        float x = tid < L ? p.g[(size_t)(t0 + tid) * p.H_v + h] : 0.0f;
+        for (int off = 1; off < 32; off <<= 1) {
+            float y = __shfl_up_sync(0xffffffffu, x, off);
+            if ((tid & 31) >= off) x += y;
         }
+        if (tid == 31) first_half = x;
+        gam[tid] = x;
+    }
+    __syncthreads();
+    if (tid >= 32 && tid < CHUNK) gam[tid] += first_half;
+    if (tid < CHUNK) {
+        if (tid >= L) gam[tid] = 0.0f;
+        else p.ws.gamma[(size_t)(t0 + tid) * p.H_v + h] = gam[tid];
     }
     if (tid < CHUNK) bet[tid] = tid < L ? p.beta[(size_t)(t0 + tid) * p.H_v + h] : 0.0f;
     __syncthreads();
@@ -172,14 +180,21 @@ __global__ void __launch_bounds__(THREADS) prepare_kernel(params p) {
     });
     __syncthreads();
 
-    // T = (I + A)⁻¹, one column per thread: T_im = −Σ_{m≤j<i} A_ij·T_jm, in the CPU's order.
-    if (tid < L) {
-        const int m = tid;
-        Tm[m * LDS + m] = 1.0f;
-        for (int i = m + 1; i < L; i++) {
+    // T = (I + A)⁻¹ by forward substitution, T_im = −Σ_{m≤j<i} A_ij·T_jm, column m on the four lanes
+    // 4m … 4m + 3, each summing every fourth j; all lanes run the same i loop so the shuffles that
+    // join the four parts stay converged (a lane whose column has not started adds nothing).
+    {
+        const int m = tid >> 2, q = tid & 3;
+        if (q == 0) Tm[m * LDS + m] = m < L ? 1.0f : 0.0f;
+        __syncwarp();
+        for (int i = 1; i < L; i++) {
             float acc = 0.0f;
-            for (int j = m; j < i; j++) acc -= A[i * LDS + j] * Tm[j * LDS + m];
-            Tm[i * LDS + m] = acc;
+            if (i > m)
+                for (int j = m + q; j < i; j += 4) acc -= A[i * LDS + j] * Tm[j * LDS + m];
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+            if (q == 0 && i > m) Tm[i * LDS + m] = acc;
+            __syncwarp();
         }
     }
     __syncthreads();
