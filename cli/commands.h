@@ -8,5 +8,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const command commands[] = {
     {"sft", cmd_sft, "full-batch AdamW fine-tuning on the CPU reference path"},
     {"tokenize", cmd_tokenize, "encode text or chat messages, or decode ids"},
     {"bench", cmd_bench, "kernel benchmarks against the GPU's ceilings and the peers (CUDA builds)"},
+    {"report", cmd_report, "one run of the run store as an HTML dashboard (inline SVG charts)"},
+    {"runs", cmd_runs, "list the runs of the run store"},
 };
 
 static void usage(FILE *out) {
