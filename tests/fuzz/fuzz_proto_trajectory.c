@@ -1,0 +1,10 @@
+// libFuzzer target for proto_trajectory_decode (properties checked: tests/fuzz/fuzz_proto.h).
+#include "tests/fuzz/fuzz_proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    proto_msg m = {.type = PROTO_TRAJECTORY};
+    hy_error_clear();
+    if (proto_trajectory_decode(data, size, &m.u.trajectory) == 0) fuzz_check_reencode(&m);
+    else fuzz_check_refusal();
+    return 0;
+}
