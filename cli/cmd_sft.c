@@ -7,6 +7,10 @@
 // (a bad line costs nothing and nothing is written), and --out is checked to be replaceable before
 // training, so a long run cannot fail at its very end for a reason known at its start.
 //
+// The option machinery is shared with `hybrid dpo` and `hybrid rl` (declared in commands.h): the
+// common option table (each command appends its own entries at run time), option resolution, the
+// loop fields, the model/trainer session and the reference logprobs of a run.
+//
 // The loop itself is learner/sft_loop.h. --save-every writes checkpoints to --save-dir; the final
 // state always goes to --out, which is itself a checkpoint that --resume accepts
 // (learner/train_state.h).
@@ -19,6 +23,7 @@
 #include "../common/atomic_file.h"
 #include "../common/hy_error.h"
 #include "../learner/param_groups.h"
+#include "../learner/ref_logprobs.h"
 #include "../learner/sft_data.h"
 #include "../learner/sft_loop.h"
 #include "../learner/train_state.h"
@@ -27,7 +32,8 @@
 #include "cli_common.h"
 #include "commands.h"
 
-static const arg_spec specs[] = {
+// The options every training command takes (sft, dpo, rl): shared through commands.h.
+const arg_spec train_common_specs[] = {
     {"model", ARG_STR, NULL, "model directory to start from (not needed with --resume)", 0, 0},
     {"data", ARG_STR, NULL, "JSONL of {\"tokens\"[, \"mask\"]}, {\"text\"} or {\"messages\"} lines", 0, 0},
     {"out", ARG_STR, NULL, "where the final checkpoint goes (an HF model directory plus optimizer and data state)", 0,
@@ -42,14 +48,6 @@ static const arg_spec specs[] = {
      "0 = the whole step in one",
      0, 1e9},
     {"max-seq-len", ARG_INT, "0", "cut longer sequences to their first N tokens; 0 = no limit", 0, 1e9},
-    {"loss-norm", ARG_CHOICE, "token",
-     "loss normalisation {token|sequence}: mean over the step's trained tokens, or mean over its sequences of each "
-     "one's token mean",
-     0, 0},
-    {"train-on", ARG_CHOICE, "assistant",
-     "trained tokens of conversations {assistant|all}: each assistant turn's content and its <|im_end|>, or every "
-     "token",
-     0, 0},
     {"seed", ARG_INT, "0", "data-order seed (a new shuffle each epoch)", 0, 9e15},
     {"shuffle", ARG_INT, "1", "1 = shuffle every epoch, 0 = file order", 0, 1},
     {"lr", ARG_FLOAT, "1e-3", "peak learning rate (torch AdamW default)", 0, 0},
@@ -72,7 +70,20 @@ static const arg_spec specs[] = {
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
     {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
 };
-static const arg_command command = {
+const int train_common_n = sizeof train_common_specs / sizeof *train_common_specs;
+
+static const arg_spec sft_specs[] = {
+    {"loss-norm", ARG_CHOICE, "token",
+     "loss normalisation {token|sequence}: mean over the step's trained tokens, or mean over its sequences of each "
+     "one's token mean",
+     0, 0},
+    {"train-on", ARG_CHOICE, "assistant",
+     "trained tokens of conversations {assistant|all}: each assistant turn's content and its <|im_end|>, or every "
+     "token",
+     0, 0},
+};
+static arg_spec specs[ARGS_MAX];
+static arg_command command = {
     "sft",
     "sft --model DIR --data IN.jsonl --out DIR [--recipe FILE.yaml] [--set KEY=VALUE ...] [--resume CKPT] "
     "[--steps N --batch-size B --micro-batch-tokens T --lr X ...]",
@@ -81,18 +92,34 @@ static const arg_command command = {
     "exclusions. Prints one JSON line of metrics per step on stdout and a progress line on stderr; writes a\n"
     "checkpoint (HF model + optimizer and data state) to --out, and every --save-every steps to --save-dir.\n"
     "Options may come from a YAML recipe; command-line options and --set override it (docs/recipes.md).",
-    specs, sizeof specs / sizeof *specs};
+    specs, 0};
 
 // Options that are not recipe keys, and not part of the stored configuration.
-static const char *const not_in_recipe[] = {"recipe", "set", "resume", NULL};
+const char *const train_not_in_recipe[] = {"recipe", "set", "resume", NULL};
+
+int train_command_build(arg_spec *buf, const arg_spec *own, int n_own, const char *batch_help) {
+    int n = 0;
+    for (int i = 0; i < train_common_n; i++) {
+        buf[n] = train_common_specs[i];
+        if (batch_help && !strcmp(buf[n].name, "batch-size")) buf[n].help = batch_help;
+        n++;
+    }
+    if (n + n_own > ARGS_MAX) {
+        fprintf(stderr, "hybrid: internal error: %d options exceed ARGS_MAX (%d)\n", n + n_own, ARGS_MAX);
+        abort();
+    }
+    for (int i = 0; i < n_own; i++) buf[n++] = own[i];
+    return n;
+}
 
 // Moves every "--set K=V" / "--set=K=V" out of argv (into sets), keeping the rest in order.
-static int extract_sets(int argc, char **argv, char **rest, int *n_rest, const char **sets, int *n_sets) {
+static int extract_sets(const char *name, int argc, char **argv, char **rest, int *n_rest, const char **sets,
+                        int *n_sets) {
     *n_rest = *n_sets = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--set")) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "hybrid sft: option '--set' needs a value (KEY=VALUE)\n");
+                fprintf(stderr, "hybrid %s: option '--set' needs a value (KEY=VALUE)\n", name);
                 return -1;
             }
             sets[(*n_sets)++] = argv[++i];
@@ -106,38 +133,92 @@ static int extract_sets(int argc, char **argv, char **rest, int *n_rest, const c
 }
 
 // Applies one --set KEY=VALUE (0 / −1 with an hy_fail message).
-static int apply_set(arg_values *a, const char *kv) {
+static int apply_set(const arg_command *cmd, arg_values *a, const char *kv) {
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv) return hy_fail("--set '%s': expected KEY=VALUE", kv);
     char key[64];
     snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-    for (const char *const *k = not_in_recipe; *k; k++)
+    for (const char *const *k = train_not_in_recipe; *k; k++)
         if (!strcmp(key, *k)) return hy_fail("--set '%s': %s cannot be set this way; use --%s", key, key, key);
-    return args_set(&command, a, key, eq + 1, "--set");
+    return args_set(cmd, a, key, eq + 1, "--set");
 }
 
-// Defaults < recipe < command line < --set. Returns 0, or the exit status for a failure.
-static int resolve_options(int argc, char **argv, arg_values *a) {
+int train_resolve_options(const arg_command *cmd, int argc, char **argv, arg_values *a) {
     memset(a, 0, sizeof *a);
     char **rest = hy_malloc(sizeof *rest * (size_t)(argc + 1));
     const char **sets = hy_malloc(sizeof *sets * (size_t)(argc + 1));
     int n_rest, n_sets, status = 0;
-    if (extract_sets(argc, argv, rest, &n_rest, sets, &n_sets)) {
+    if (extract_sets(cmd->name, argc, argv, rest, &n_rest, sets, &n_sets)) {
         status = 2;
     } else {
-        const int rc = args_parse(&command, n_rest, rest, a);
+        const int rc = args_parse(cmd, n_rest, rest, a);
         status = rc > 0 ? -1 : rc < 0 ? 2 : 0;  // −1: help printed
     }
-    if (!status && arg_str(a, "recipe") && args_apply_recipe(&command, a, arg_str(a, "recipe"), not_in_recipe))
-        status = cli_error("sft");
+    if (!status && arg_str(a, "recipe") && args_apply_recipe(cmd, a, arg_str(a, "recipe"), train_not_in_recipe))
+        status = cli_error(cmd->name);
     for (int i = 0; i < n_sets && !status; i++)
-        if (apply_set(a, sets[i])) {
-            fprintf(stderr, "hybrid sft: %s\n", hy_last_error());
+        if (apply_set(cmd, a, sets[i])) {
+            fprintf(stderr, "hybrid %s: %s\n", cmd->name, hy_last_error());
             status = 2;
         }
     free(rest);
     free(sets);
     return status;
+}
+
+void train_loop_from_args(const arg_values *a, hy_sft_loop *l) {
+    memset(l, 0, sizeof *l);
+    l->steps = arg_int(a, "steps");
+    l->batch_size = (int)arg_int(a, "batch-size");
+    l->micro_tokens = (int)arg_int(a, "micro-batch-tokens");
+    l->schedule.peak = arg_float(a, "lr");
+    l->schedule.warmup_steps = arg_int(a, "warmup-steps");
+    l->schedule.total_steps = l->steps;
+    l->schedule.min_ratio = arg_float(a, "min-lr-ratio");
+    hy_lr_decay_parse(arg_str(a, "lr-schedule"), &l->schedule.decay);  // a choice: already validated
+    l->seed = (uint64_t)arg_int(a, "seed");
+    l->shuffle = (int)arg_int(a, "shuffle");
+    l->save_every = arg_int(a, "save-every");
+    l->save_dir = arg_str(a, "save-dir");
+    l->out = arg_str(a, "out");
+    l->resume = arg_str(a, "resume");
+    l->metrics = stdout;
+    l->progress = stderr;
+}
+
+static int make_dir(const char *dir) {
+    if (mkdir(dir, 0755) && errno != EEXIST) return hy_fail("%s: cannot create directory: %s", dir, strerror(errno));
+    return 0;
+}
+
+int train_session_open(train_session *s, const arg_values *a, const char *model_dir, hy_sft_loop *loop,
+                       const char *config_yaml) {
+    memset(s, 0, sizeof *s);
+    if (hy_atomic_dir_check_replaceable(loop->out, hy_checkpoint_files)) return -1;
+    if (loop->save_dir && loop->save_every > 0 && make_dir(loop->save_dir)) return -1;
+    if (cli_load_model(model_dir, arg_str(a, "tokenizer"), arg_str(a, "device"), &s->m, &s->tok)) return -1;
+    if (hy_param_groups_build(&s->groups, &s->m.table, arg_str(a, "no-decay"))) {
+        cli_unload_model(&s->m, s->tok);
+        return -1;
+    }
+    adamw_params hp = {loop->schedule.peak, arg_float(a, "beta1"), arg_float(a, "beta2"), arg_float(a, "eps"),
+                       arg_float(a, "weight-decay")};
+    hy_trainer_init(&s->t, &s->m, &hp, (float)arg_float(a, "grad-clip"));
+    hy_trainer_set_groups(&s->t, &s->groups);
+    char buf[4096];
+    const char *tok_file = cli_tokenizer_path(model_dir, arg_str(a, "tokenizer"), buf, sizeof buf);
+    snprintf(s->tokenizer_path, sizeof s->tokenizer_path, "%s", tok_file ? tok_file : "");
+    loop->tokenizer_path = tok_file ? s->tokenizer_path : NULL;
+    loop->config_yaml = config_yaml;
+    loop->peak_tflops = s->m.be->device == HY_DEVICE_CUDA ? arg_float(a, "peak-tflops") : 0.0;
+    return 0;
+}
+
+void train_session_close(train_session *s) {
+    hy_trainer_free(&s->t);
+    hy_param_groups_free(&s->groups);
+    cli_unload_model(&s->m, s->tok);
+    memset(s, 0, sizeof *s);
 }
 
 typedef struct {
@@ -156,24 +237,8 @@ static void config_from_args(const arg_values *a, sft_config *c) {
     c->data_opts.train_on = strcmp(arg_str(a, "train-on"), "all") ? HY_TRAIN_ON_ASSISTANT : HY_TRAIN_ON_ALL;
     c->data_opts.max_seq_len = (int)arg_int(a, "max-seq-len");
     c->data_opts.max_tokens = (int)arg_int(a, "micro-batch-tokens");
-    hy_sft_loop *l = &c->loop;
-    l->steps = arg_int(a, "steps");
-    l->batch_size = (int)arg_int(a, "batch-size");
-    l->micro_tokens = (int)arg_int(a, "micro-batch-tokens");
-    l->norm = strcmp(arg_str(a, "loss-norm"), "sequence") ? HY_LOSS_NORM_TOKEN : HY_LOSS_NORM_SEQUENCE;
-    l->schedule.peak = arg_float(a, "lr");
-    l->schedule.warmup_steps = arg_int(a, "warmup-steps");
-    l->schedule.total_steps = l->steps;
-    l->schedule.min_ratio = arg_float(a, "min-lr-ratio");
-    hy_lr_decay_parse(arg_str(a, "lr-schedule"), &l->schedule.decay);  // a choice: already validated
-    l->seed = (uint64_t)arg_int(a, "seed");
-    l->shuffle = (int)arg_int(a, "shuffle");
-    l->save_every = arg_int(a, "save-every");
-    l->save_dir = c->save_dir;
-    l->out = c->out;
-    l->resume = c->resume;
-    l->metrics = stdout;
-    l->progress = stderr;
+    train_loop_from_args(a, &c->loop);
+    c->loop.norm = strcmp(arg_str(a, "loss-norm"), "sequence") ? HY_LOSS_NORM_TOKEN : HY_LOSS_NORM_SEQUENCE;
 }
 
 // Usage problems found after parsing (exit status 2).
@@ -186,51 +251,59 @@ static int check_usage(const arg_values *a, const sft_config *c) {
     return 0;
 }
 
-static int make_dir(const char *dir) {
-    if (mkdir(dir, 0755) && errno != EEXIST) return hy_fail("%s: cannot create directory: %s", dir, strerror(errno));
-    return 0;
+int train_reference_logprobs(const arg_values *a, train_session *s, const hy_dataset *ds, const char *settings,
+                             float *out) {
+    const char *ref_dir = arg_str(a, "ref-model") ? arg_str(a, "ref-model") : arg_str(a, "model");
+    if (!ref_dir) return hy_fail("the reference model is --ref-model, or --model: give one (with --resume too)");
+    char cache[4200];
+    if (arg_str(a, "ref-cache"))
+        snprintf(cache, sizeof cache, "%s", arg_str(a, "ref-cache"));
+    else
+        snprintf(cache, sizeof cache, "%s.ref-cache", arg_str(a, "out"));
+    // before training the policy is the starting model: no second copy needed
+    const int own = arg_str(a, "resume") || arg_str(a, "ref-model");
+    hy_model ref_m;
+    hy_tokenizer *ref_tok = NULL;
+    const hy_model *ref = &s->m;
+    if (own) {
+        if (cli_load_model(ref_dir, NULL, arg_str(a, "device"), &ref_m, &ref_tok))
+            return hy_fail_prefix("reference model");
+        ref = &ref_m;
+    }
+    uint64_t key;
+    int reused, rc = hy_ref_key(arg_str(a, "data"), ds, settings, s->tokenizer_path[0] ? s->tokenizer_path : NULL,
+                                ref, &key);
+    if (!rc)
+        rc = hy_ref_logprobs_cached(cache, key, ref, ds, (int)arg_int(a, "micro-batch-tokens"), out, &reused, stderr);
+    if (own) cli_unload_model(&ref_m, ref_tok);
+    return rc;
 }
 
 // Everything after the configuration: load, validate, train, save. Returns 0 / −1 (hy_fail).
 static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
-    if (hy_atomic_dir_check_replaceable(c->out, hy_checkpoint_files)) return -1;
-    if (c->save_dir && c->loop.save_every > 0 && make_dir(c->save_dir)) return -1;
-    hy_model m;
-    hy_tokenizer *tok;
-    if (cli_load_model(c->model_dir, arg_str(a, "tokenizer"), arg_str(a, "device"), &m, &tok)) return -1;
+    train_session ts;
+    if (train_session_open(&ts, a, c->model_dir, &c->loop, config_yaml)) return -1;
     hy_sft_data_options opts = c->data_opts;
-    opts.vocab = m.cfg.vocab_size;
-    hy_param_groups groups = {0};
-    int rc = hy_param_groups_build(&groups, &m.table, arg_str(a, "no-decay"));
+    opts.vocab = ts.m.cfg.vocab_size;
     hy_dataset ds;
-    if (!rc) rc = hy_dataset_load_jsonl(&ds, c->data, tok, &opts);
+    int rc = hy_dataset_load_jsonl(&ds, c->data, ts.tok, &opts);
     if (!rc) {
         fprintf(stderr,
                 "hybrid sft: %d sequences (%lld tokens; %d without targets dropped, %d cut to max-seq-len), %zu "
                 "parameters (%zu without weight decay), on %s\n",
-                ds.n, (long long)ds.total, ds.n_dropped, ds.n_truncated, m.table.total, groups.n_no_decay,
-                m.be->name);
-        adamw_params hp = {c->loop.schedule.peak, arg_float(a, "beta1"), arg_float(a, "beta2"), arg_float(a, "eps"),
-                           arg_float(a, "weight-decay")};
-        hy_trainer t;
-        hy_trainer_init(&t, &m, &hp, (float)arg_float(a, "grad-clip"));
-        hy_trainer_set_groups(&t, &groups);
-        char buf[4096];
-        c->loop.tokenizer_path = cli_tokenizer_path(c->model_dir, arg_str(a, "tokenizer"), buf, sizeof buf);
-        c->loop.config_yaml = config_yaml;
-        c->loop.peak_tflops = m.be->device == HY_DEVICE_CUDA ? arg_float(a, "peak-tflops") : 0.0;
-        rc = hy_sft_loop_run(&c->loop, &t, &ds);
-        hy_trainer_free(&t);
+                ds.n, (long long)ds.total, ds.n_dropped, ds.n_truncated, ts.m.table.total, ts.groups.n_no_decay,
+                ts.m.be->name);
+        rc = hy_sft_loop_run(&c->loop, &ts.t, &ds);
         hy_dataset_free(&ds);
     }
-    hy_param_groups_free(&groups);
-    cli_unload_model(&m, tok);
+    train_session_close(&ts);
     return rc;
 }
 
 int cmd_sft(int argc, char **argv) {
+    command.n_specs = train_command_build(specs, sft_specs, sizeof sft_specs / sizeof *sft_specs, NULL);
     arg_values a;
-    int status = resolve_options(argc, argv, &a);
+    int status = train_resolve_options(&command, argc, argv, &a);
     if (status) {
         args_free(&a);
         return status < 0 ? 0 : status;
@@ -242,7 +315,7 @@ int cmd_sft(int argc, char **argv) {
         args_free(&a);
         return 2;
     }
-    char *yaml = args_to_yaml(&a, not_in_recipe);
+    char *yaml = args_to_yaml(&a, train_not_in_recipe);
     fprintf(stderr, "hybrid sft: resolved configuration:\n%s", yaml);
     status = run(&a, &c, yaml) ? cli_error("sft") : 0;
     free(yaml);

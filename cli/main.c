@@ -16,6 +16,8 @@ static const command commands[] = {
     {"generate", cmd_generate, "sample a continuation with the recurrent decode path"},
     {"score", cmd_score, "per-token logprobs of sequences from JSONL"},
     {"sft", cmd_sft, "full-batch AdamW fine-tuning on the CPU reference path"},
+    {"dpo", cmd_dpo, "preference tuning: DPO / length-normalised DPO against cached reference logprobs"},
+    {"rl", cmd_rl, "offline RL from trajectories: group advantages, PPO-clip, truncated importance sampling"},
     {"tokenize", cmd_tokenize, "encode text or chat messages, or decode ids"},
     {"bench", cmd_bench, "kernel benchmarks against the GPU's ceilings and the peers (CUDA builds)"},
     {"report", cmd_report, "one run of the run store as an HTML dashboard (inline SVG charts)"},

@@ -1,7 +1,8 @@
-// The SFT training loop (see sft_loop.h).
+// The SFT training loop, and the same loop for other losses (see sft_loop.h).
 #include "sft_loop.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "../common/hy_error.h"
 #include "data_order.h"
@@ -11,19 +12,19 @@
 
 // Continues the trainer, data order and counters from the checkpoint, after checking that it was
 // made on the same data.
-static int resume_from(const hy_sft_loop *c, const hy_dataset *ds, hy_trainer *t, hy_train_state *st,
+static int resume_from(const hy_sft_loop *c, const hy_loop_task *task, hy_trainer *t, hy_train_state *st,
                        hy_data_order *order) {
     if (hy_checkpoint_load_state(c->resume, t, st)) return -1;
-    if (st->n_sequences != ds->n || st->data_hash != ds->hash)
+    if (st->n_sequences != task->n_units || st->data_hash != task->hash)
         return hy_fail("%s/trainer_state.bin: fields 'n_sequences', 'data_hash': the checkpoint was trained on %ld "
-                       "sequences (hash %016llx), the data now gives %d (hash %016llx): not the same data (or other "
+                       "%ss (hash %016llx), the data now gives %d (hash %016llx): not the same data (or other "
                        "max-seq-len / train-on settings)",
-                       c->resume, st->n_sequences, (unsigned long long)st->data_hash, ds->n,
-                       (unsigned long long)ds->hash);
-    if (hy_data_order_restore(order, ds->n, c->shuffle, &st->epoch_rng, st->epoch, st->position))
+                       c->resume, st->n_sequences, task->unit_name, (unsigned long long)st->data_hash, task->n_units,
+                       (unsigned long long)task->hash);
+    if (hy_data_order_restore(order, task->n_units, c->shuffle, &st->epoch_rng, st->epoch, st->position))
         return hy_fail_prefix("%s/trainer_state.bin", c->resume);
-    fprintf(c->progress, "hybrid: resuming %s at step %ld (epoch %ld, sequence %d of %d, %d AdamW steps)\n", c->resume,
-            st->step, st->epoch, st->position, ds->n, t->step);
+    fprintf(c->progress, "hybrid: resuming %s at step %ld (epoch %ld, %s %d of %d, %d AdamW steps)\n", c->resume,
+            st->step, st->epoch, task->unit_name, st->position, task->n_units, t->step);
     return 0;
 }
 
@@ -33,36 +34,50 @@ static void record_order(hy_train_state *st, const hy_data_order *order) {
     st->position = order->pos;
 }
 
-int hy_sft_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_dataset *ds) {
+// train_log's JSON line with the task's extra members before its closing brace.
+static void log_step(hy_train_log *log, const hy_sft_loop *c, long s, double lr, const hy_step_stats *stats,
+                     long skipped, const char *extra) {
+    char *line = NULL;
+    size_t len = 0;
+    FILE *mem = extra[0] ? open_memstream(&line, &len) : NULL;
+    hy_train_log_step(log, mem ? mem : c->metrics, c->progress, s, lr, stats, skipped);
+    if (!mem) return;
+    fclose(mem);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '}')) len--;
+    fprintf(c->metrics, "%.*s%s}\n", (int)len, line, extra);
+    fflush(c->metrics);
+    free(line);
+}
+
+int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *task) {
     if (c->save_every > 0 && !c->save_dir) return hy_fail("periodic checkpoints (save-every) need a save-dir");
     hy_train_state st = {0};
     hy_data_order order;
     if (c->resume) {
-        if (resume_from(c, ds, t, &st, &order)) return -1;
+        if (resume_from(c, task, t, &st, &order)) return -1;
     } else {
-        hy_data_order_init(&order, ds->n, c->seed, c->shuffle);
+        hy_data_order_init(&order, task->n_units, c->seed, c->shuffle);
         st.seed = c->seed;
-        st.n_sequences = ds->n;
-        st.data_hash = ds->hash;
+        st.n_sequences = task->n_units;
+        st.data_hash = task->hash;
         record_order(&st, &order);
     }
     hy_model *m = t->model;
-    int *idx = hy_malloc(sizeof *idx * (size_t)ds->n);
-    hy_step_batch sb = {0};
+    int *idx = hy_malloc(sizeof *idx * (size_t)(task->n_units > 0 ? task->n_units : 1));
     hy_train_log log;
     hy_train_log_init(&log, c->steps, st.step + 1, m->table.total, c->peak_tflops);
     int rc = 0;
     for (long s = st.step + 1; s <= c->steps && !rc; s++) {
         const int k = hy_data_order_next(&order, c->batch_size, idx);
-        hy_pack_step(ds, idx, k, c->micro_tokens, &sb);
         const double lr = hy_lr_at(&c->schedule, s);
         hy_step_stats stats;
-        if ((rc = hy_trainer_step_batch(t, &sb, c->norm, lr, &stats))) break;
+        char extra[1024] = "";
+        if ((rc = task->step(task->ctx, s, idx, k, lr, &stats, extra, sizeof extra))) break;
         st.step = s;
         st.skipped = t->skipped;
         st.tokens_seen += stats.tokens;
         record_order(&st, &order);
-        hy_train_log_step(&log, c->metrics, c->progress, s, lr, &stats, t->skipped);
+        log_step(&log, c, s, lr, &stats, t->skipped, extra);
         if (c->save_every > 0 && s % c->save_every == 0 && s < c->steps) {
             char dir[4200];
             snprintf(dir, sizeof dir, "%s/step-%06ld", c->save_dir, s);
@@ -74,8 +89,29 @@ int hy_sft_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_dataset *ds) {
     if (!rc)
         fprintf(c->progress, "hybrid: wrote %s (step %ld, %ld skipped, %ld tokens)\n", c->out, st.step, st.skipped,
                 st.tokens_seen);
-    hy_step_batch_free(&sb);
     hy_data_order_free(&order);
     free(idx);
+    return rc;
+}
+
+typedef struct {
+    const hy_sft_loop *c;
+    hy_trainer *t;
+    const hy_dataset *ds;
+    hy_step_batch sb;
+} sft_task;
+
+static int sft_step(void *ctx, long s, const int *idx, int k, double lr, hy_step_stats *st, char *extra, size_t n) {
+    (void)s, (void)extra, (void)n;
+    sft_task *x = ctx;
+    hy_pack_step(x->ds, idx, k, x->c->micro_tokens, &x->sb);
+    return hy_trainer_step_batch(x->t, &x->sb, x->c->norm, lr, st);
+}
+
+int hy_sft_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_dataset *ds) {
+    sft_task x = {c, t, ds, {0}};
+    const hy_loop_task task = {ds->n, ds->hash, "sequence", sft_step, &x};
+    const int rc = hy_train_loop_run(c, t, &task);
+    hy_step_batch_free(&x.sb);
     return rc;
 }

@@ -35,6 +35,22 @@ typedef struct {
     FILE *metrics, *progress;   // JSON lines, progress lines
 } hy_sft_loop;
 
+// The same loop for other losses (DPO, RL): what the data order permutes (units: sequences, pairs,
+// groups) and what one optimizer step over a batch of them does.
+typedef struct {
+    int n_units;
+    uint64_t hash;          // of the data; a resumed run refuses other data
+    const char *unit_name;  // "sequence", "pair", "group": for messages
+    // One loop step s over units idx[0..k) at rate lr: fills st, and may write extra metrics as
+    // JSON members (", \"name\": value" ...) into extra (n bytes; "" = none). Returns 0 / −1.
+    int (*step)(void *ctx, long s, const int *idx, int k, double lr, hy_step_stats *st, char *extra, size_t n);
+    void *ctx;
+} hy_loop_task;
+
+// Runs the loop c (its norm is not used) for task on trainer t: order, resume, metrics (train_log's
+// line plus the task's members), checkpoints. Returns 0 / −1.
+int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *task);
+
 // Runs the loop on trainer t (set up for the model and the groups wanted; its model's weights are
 // the starting point, or the resume checkpoint's when resuming). Returns 0 / −1 (hy_fail message).
 int hy_sft_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_dataset *ds);

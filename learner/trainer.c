@@ -160,3 +160,65 @@ int hy_trainer_step_batch(hy_trainer *t, const hy_step_batch *sb, hy_loss_norm n
     st->skipped = clip_and_update(t, st->loss, st->grad_norm, lr);
     return 0;
 }
+
+int hy_model_target_logprobs(const hy_model *m, const hy_batch *b, const int32_t *targets, float *logp) {
+    hy_acts *acts = NULL;
+    if (hy_model_forward(m, b, HY_LOGITS_NONE, NULL, &acts, NULL, NULL)) return -1;
+    lm_token_logprobs(m, hy_acts_final_hidden(acts), targets, b->T, logp);
+    hy_acts_free(acts);
+    return 0;
+}
+
+// One micro-batch of a custom-loss step: both lm-head passes around the loss callback.
+static int micro_custom(hy_trainer *t, int i, const hy_micro_batch *mb, hy_logp_loss_fn fn, void *ctx, double *loss) {
+    hy_model *m = t->model;
+    hy_backend *be = m->be;
+    const hy_batch b = hy_micro_batch_view(mb);
+    hy_acts *acts = NULL;
+    if (hy_model_forward(m, &b, HY_LOGITS_NONE, NULL, &acts, NULL, NULL)) return -1;
+    const hy_act *xf = hy_acts_final_hidden(acts);
+    float *logp = hy_malloc(sizeof *logp * (size_t)(b.T > 0 ? b.T : 1));
+    float *dlogp = hy_malloc(sizeof *dlogp * (size_t)(b.T > 0 ? b.T : 1));
+    lm_token_logprobs(m, xf, mb->targets, b.T, logp);
+    int rc = fn(ctx, i, mb, logp, dlogp, loss);
+    if (!rc) {
+        hy_params g;
+        hy_params_bind(&g, &m->table, &m->cfg, t->grads);
+        const size_t mark = be->mark(be);
+        hy_act *dxf = be->act_alloc(be, (size_t)b.T * m->cfg.hidden_size);
+        lm_logprobs_backward(m, xf, mb->targets, b.T, dlogp, dxf, g.lm_head);
+        hy_model_backward_hidden(m, acts, dxf, t->grads);
+        be->release(be, mark);
+    }
+    free(logp);
+    free(dlogp);
+    hy_acts_free(acts);
+    return rc;
+}
+
+int hy_trainer_grads_custom(hy_trainer *t, const hy_step_batch *sb, hy_logp_loss_fn fn, void *ctx, double *loss,
+                            double *grad_norm) {
+    hy_model *m = t->model;
+    hy_backend *be = m->be;
+    be->f32_zero(be, t->grads, m->table.total);
+    *loss = 0.0;
+    for (int i = 0; i < sb->n; i++) {
+        double part = 0.0;
+        if (micro_custom(t, i, &sb->mb[i], fn, ctx, &part)) return -1;
+        *loss += part;
+    }
+    *grad_norm = sqrt(be->grad_sumsq(be, t->grads, m->table.total));
+    return 0;
+}
+
+int hy_trainer_step_custom(hy_trainer *t, const hy_step_batch *sb, hy_logp_loss_fn fn, void *ctx, double lr,
+                           hy_step_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->tokens = sb->tokens;
+    st->targets = sb->targets;
+    st->sequences = sb->sequences;
+    st->micro_batches = sb->n;
+    if (hy_trainer_grads_custom(t, sb, fn, ctx, &st->loss, &st->grad_norm)) return -1;
+    st->skipped = clip_and_update(t, st->loss, st->grad_norm, lr);
+    return 0;
+}

@@ -65,4 +65,29 @@ int hy_trainer_step(hy_trainer *t, const hy_batch *b, const int32_t *targets, do
 // Next-token targets of a packed batch (−1 at each document's last token).
 void hy_next_token_targets(const hy_batch *b, int32_t *targets);
 
+// ---- Steps with any loss over per-token logprobs (DPO, RL: learner/losses.h) ------------------
+// Per micro-batch: forward (activations kept) → lm_token_logprobs → the loss callback turns the
+// logprobs into dlogp → lm_logprobs_backward → hy_model_backward_hidden, gradients += into
+// t->grads. The callback must normalise by the whole step's counts (losses.h), so the micro-batch
+// gradients simply add up; nothing is rescaled here.
+
+// The loss of micro-batch i (mb) given logp (T) host fp32, the logprobs of mb->targets (0 where a
+// target is −1): writes dlogp (T) = ∂(step loss)/∂logp (=) and *loss = this micro-batch's share of
+// the step's loss. Returns 0 / −1 (hy_fail message: the step is abandoned).
+typedef int (*hy_logp_loss_fn)(void *ctx, int i, const hy_micro_batch *mb, const float *logp, float *dlogp,
+                               double *loss);
+
+// logp (T) host = log π(targets[t] | tokens ..t) under m's current weights, 0 where targets[t] = −1: the
+// same forward and lm-head pass a training step runs, so the numbers are those a step would see.
+int hy_model_target_logprobs(const hy_model *m, const hy_batch *b, const int32_t *targets, float *logp);
+
+// Gradients (t->grads =) of the loss fn defines over every micro-batch of sb, no update: *loss = Σ of
+// the callback's shares, *grad_norm before clipping. Returns 0 / −1.
+int hy_trainer_grads_custom(hy_trainer *t, const hy_step_batch *sb, hy_logp_loss_fn fn, void *ctx, double *loss,
+                            double *grad_norm);
+// One optimizer step with that loss at rate lr: gradients as above, then (unless non-finite) clip
+// and AdamW. st as for hy_trainer_step_batch (targets: positions with a target). Returns 0 / −1.
+int hy_trainer_step_custom(hy_trainer *t, const hy_step_batch *sb, hy_logp_loss_fn fn, void *ctx, double lr,
+                           hy_step_stats *st);
+
 #endif
