@@ -87,8 +87,11 @@ void gdn_gates_backward_cuda(hy_bf16 *db, hy_bf16 *da, float *dA_log, float *ddt
 // ---- gated delta rule --------------------------------------------------------------------------
 // s: host struct; s->cu_seqlens is a DEVICE pointer here. q, k (T, H_k, Dk) bf16, L2-normalised;
 // v (T, H_v, Dv) bf16; g, beta (T, H_v) fp32; states fp32 (n_docs, H_v, Dk, Dv); o bf16 =.
-// Any Dk, Dv ≤ 256 that are multiples of 16. workspace: gdn_chunked_workspace_bytes(s) bytes.
+// Any Dk, Dv ≤ 256 that are multiples of 16. workspace: gdn_chunked_workspace_bytes(s) bytes (the
+// forward uses its first gdn_chunked_saved_bytes(s)).
 size_t gdn_chunked_workspace_bytes(const gdn_shape *s);
+size_t gdn_chunked_saved_bytes(const gdn_shape *s);
+size_t gdn_chunked_backward_workspace_bytes(const gdn_shape *s);
 void gdn_chunked_forward_cuda(const gdn_shape *s, hy_bf16 *o, float *state_out, const hy_bf16 *q, const hy_bf16 *k,
                               const hy_bf16 *v, const float *g, const float *beta, const float *state_in,
                               void *workspace, cudaStream_t stream);
@@ -96,6 +99,13 @@ void gdn_chunked_backward_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf16 *dk, hy_
                                float *dstate_in, const hy_bf16 *d_o, const float *dstate_out, const hy_bf16 *q,
                                const hy_bf16 *k, const hy_bf16 *v, const float *g, const float *beta,
                                const float *state_in, void *workspace, cudaStream_t stream);
+// The backward without re-running the forward's phases: `saved` is the first
+// gdn_chunked_saved_bytes(s) of the workspace a gdn_chunked_forward_cuda call on the same inputs
+// filled (read only here); workspace: gdn_chunked_backward_workspace_bytes(s) bytes.
+void gdn_chunked_backward_saved_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf16 *dk, hy_bf16 *dv, float *dg,
+                                     float *dbeta, float *dstate_in, const hy_bf16 *d_o, const float *dstate_out,
+                                     const hy_bf16 *q, const hy_bf16 *k, const hy_bf16 *v, const float *g,
+                                     const float *beta, const void *saved, void *workspace, cudaStream_t stream);
 // Decode: one token for each of B sequences, in place on their fp32 states in a pool:
 // state of sequence b = states + slots[b]·(H_v·Dk·Dv). q, k (B, H_k, Dk), v (B, H_v, Dv) bf16;
 // g, beta (B, H_v) fp32; o (B, H_v, Dv) bf16 =.

@@ -19,6 +19,7 @@ typedef struct {
     float *rq, *rk;                 // their 1/norms (T·H_k)
     hy_act *a, *b;                  // (T, H_v) gate projections
     float *beta, *g;                // (T, H_v) gates, fp32
+    void *gdn_saved;                // the backend's kept GDN forward intermediates, or NULL
     hy_act *o, *gate, *y;           // (T, H_v·Dv) ×3
     float *rstd_o;                  // (T·H_v)
     hy_act *h, *hn;                 // (T, C)

@@ -94,16 +94,20 @@ struct hy_backend {
     void (*gdn_gates_backward)(hy_backend *be, hy_act *db, hy_act *da, float *dA_log, float *ddt_bias,
                                const float *dbeta, const float *dg, const hy_act *b, const hy_act *a,
                                const float *A_log, const float *dt_bias, int T, int H, int neg);
-    // s->cu_seqlens is a backend pointer. chunked: prefill / training; recurrent: decode
+    // s->cu_seqlens is a backend pointer. chunked: prefill / training; recurrent: decode.
+    // saved (chunked training forward; NULL otherwise): the backend may keep the intermediates its
+    // backward would recompute, in the step arena (alive until the caller releases past this call),
+    // and set *saved to them, or to NULL when it keeps nothing (the CPU, which recomputes). The
+    // backward takes that pointer back (NULL: recompute). The recurrent form ignores it.
     void (*gdn_chunked_forward)(hy_backend *be, const gdn_shape *s, hy_act *o, float *state_out, const hy_act *q,
                                 const hy_act *k, const hy_act *v, const float *g, const float *beta,
-                                const float *state_in);
+                                const float *state_in, void **saved);
     void (*gdn_recurrent_forward)(hy_backend *be, const gdn_shape *s, hy_act *o, float *state_out, const hy_act *q,
                                   const hy_act *k, const hy_act *v, const float *g, const float *beta,
-                                  const float *state_in);
+                                  const float *state_in, void **saved);
     void (*gdn_chunked_backward)(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg,
                                  float *dbeta, const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v,
-                                 const float *g, const float *beta);
+                                 const float *g, const float *beta, const void *saved);
     void (*rope_forward)(hy_backend *be, hy_act *x, const int32_t *pos, int T, int H, int D, float theta);
     void (*rope_backward)(hy_backend *be, hy_act *dx, const int32_t *pos, int T, int H, int D, float theta);
     void (*attention_forward)(hy_backend *be, const attn_shape *s, hy_act *o, float *lse, const hy_act *q,

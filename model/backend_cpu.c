@@ -135,16 +135,17 @@ static void gates_bwd(hy_backend *be, hy_act *db, hy_act *da, float *dA_log, flo
     gdn_gates_backward(db, da, dA_log, ddt, dbeta, dg, b, a, A_log, dt_bias, T, H, neg);
 }
 static void chunked_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const hy_act *q, const hy_act *k,
-                        const hy_act *v, const float *g, const float *beta, const float *si) {
+                        const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
+    if (saved) *saved = NULL;  // the reference recomputes in its backward
     gdn_chunked_forward(s, o, so, q, k, v, g, beta, si);
 }
 static void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const hy_act *q, const hy_act *k,
-                          const hy_act *v, const float *g, const float *beta, const float *si) {
+                          const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
     gdn_recurrent_forward(s, o, so, q, k, v, g, beta, si);
 }
 static void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg,
                         float *dbeta, const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v,
-                        const float *g, const float *beta) {
+                        const float *g, const float *beta, const void *saved) {
     gdn_chunked_backward(s, dq, dk, dv, dg, dbeta, NULL, d_o, NULL, q, k, v, g, beta, NULL);
 }
 static void rope_fwd(hy_backend *be, hy_act *x, const int32_t *pos, int T, int H, int D, float theta) {

@@ -197,17 +197,25 @@ void gates_bwd(hy_backend *be, hy_act *db, hy_act *da, float *dA_log, float *ddt
                const hy_act *b, const hy_act *a, const float *A_log, const float *dt_bias, int T, int H, int neg) {
     gdn_gates_backward_cuda((bf)db, (bf)da, dA_log, ddt, dbeta, dg, (cbf)b, (cbf)a, A_log, dt_bias, T, H, neg, S);
 }
+// A training forward keeps the forward part of the GDN workspace (γ, T, W, U and every chunk-start
+// state: ~0.6 GB per layer at 8k tokens and the 7B head shape) so the backward skips re-running
+// the forward's phases; otherwise the workspace is scratch.
 void chunked_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const hy_act *q, const hy_act *k,
-                 const hy_act *v, const float *g, const float *beta, const float *si) {
+                 const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
+    if (saved) {
+        *saved = arena_alloc(be, gdn_chunked_saved_bytes(s));
+        gdn_chunked_forward_cuda(s, (bf)o, so, (cbf)q, (cbf)k, (cbf)v, g, beta, si, *saved, S);
+        return;
+    }
     const size_t m = mark(be);
-    void *ws = arena_alloc(be, gdn_chunked_workspace_bytes(s));
+    void *ws = arena_alloc(be, gdn_chunked_saved_bytes(s));
     gdn_chunked_forward_cuda(s, (bf)o, so, (cbf)q, (cbf)k, (cbf)v, g, beta, si, ws, S);
     release(be, m);
 }
 // Decode: forward.c hands the gathered states of its n_docs one-token documents, so sequence b's
 // state is slot b of that buffer.
 void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const hy_act *q, const hy_act *k,
-                   const hy_act *v, const float *g, const float *beta, const float *si) {
+                   const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
     const size_t m = mark(be);
     std::vector<int32_t> ident(s->n_docs);
     for (int i = 0; i < s->n_docs; i++) ident[i] = i;
@@ -225,11 +233,17 @@ void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, con
 }
 void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg, float *dbeta,
                  const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v, const float *g,
-                 const float *beta) {
+                 const float *beta, const void *saved) {
     const size_t m = mark(be);
-    void *ws = arena_alloc(be, gdn_chunked_workspace_bytes(s));
-    gdn_chunked_backward_cuda(s, (bf)dq, (bf)dk, (bf)dv, dg, dbeta, NULL, (cbf)d_o, NULL, (cbf)q, (cbf)k, (cbf)v, g,
-                              beta, NULL, ws, S);
+    if (saved) {
+        void *ws = arena_alloc(be, gdn_chunked_backward_workspace_bytes(s));
+        gdn_chunked_backward_saved_cuda(s, (bf)dq, (bf)dk, (bf)dv, dg, dbeta, NULL, (cbf)d_o, NULL, (cbf)q, (cbf)k,
+                                        (cbf)v, g, beta, saved, ws, S);
+    } else {
+        void *ws = arena_alloc(be, gdn_chunked_workspace_bytes(s));
+        gdn_chunked_backward_cuda(s, (bf)dq, (bf)dk, (bf)dv, dg, dbeta, NULL, (cbf)d_o, NULL, (cbf)q, (cbf)k, (cbf)v,
+                                  g, beta, NULL, ws, S);
+    }
     release(be, m);
 }
 void rope_fwd(hy_backend *be, hy_act *x, const int32_t *pos, int T, int H, int D, float theta) {

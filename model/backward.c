@@ -67,7 +67,8 @@ static void gdn_layer_backward(const bwd_ctx *b, int l, const hy_act *dy, hy_act
     gdn_shape s = {T, b->a->n_docs, b->a->cu_seqlens, Hk, Hv, Dk, Dv, 1.0f / sqrtf((float)Dk)};
     hy_act *dqn = zact(b, (size_t)T * kdim), *dkn = zact(b, (size_t)T * kdim), *dv = zact(b, (size_t)T * vdim);
     float *dg = zf32(b, (size_t)T * Hv), *dbeta = zf32(b, (size_t)T * Hv);
-    be->gdn_chunked_backward(be, &s, dqn, dkn, dv, dg, dbeta, dout, la->qn, la->kn, la->v, la->g, la->beta);
+    be->gdn_chunked_backward(be, &s, dqn, dkn, dv, dg, dbeta, dout, la->qn, la->kn, la->v, la->g, la->beta,
+                             la->gdn_saved);
     hy_act *da = zact(b, (size_t)T * Hv), *db = zact(b, (size_t)T * Hv);
     be->gdn_gates_backward(be, db, da, g->A_log, g->dt_bias, dbeta, dg, la->b, la->a, p->A_log, p->dt_bias, T, Hv,
                            c->linear_allow_neg_eigval);

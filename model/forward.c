@@ -37,6 +37,7 @@ typedef struct {
     int T;
     int32_t *kv_rows;     // (T) host: the pool row each token's key and value go to (cached forward)
     paged_attn_shape pa;  // the batch's queries against its slots' blocks (host arrays)
+    int keep;             // a training forward: layers keep what their backward needs
 } fwd_ctx;
 
 static hy_act *act(const fwd_ctx *f, size_t n) { return f->be->act_alloc(f->be, n); }
@@ -74,7 +75,7 @@ static void gdn_cached_mixer(const fwd_ctx *f, const gdn_shape *all, hy_layer_ac
         (single ? be->gdn_recurrent_forward : be->gdn_chunked_forward)(
             be, &s, hy_act_at(be, la->o, (size_t)t0 * vdim), st, hy_act_at(be, la->qn, (size_t)t0 * kdim),
             hy_act_at(be, la->kn, (size_t)t0 * kdim), hy_act_at(be, la->v, (size_t)t0 * vdim), la->g + t0 * all->H_v,
-            la->beta + t0 * all->H_v, st);
+            la->beta + t0 * all->H_v, st, NULL);
         be->release(be, mark);
         d0 = d1;
     }
@@ -152,7 +153,8 @@ static void gdn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const 
         gdn_cached_mixer(f, &s, la, state, cu_host);
         scatter_state(f, f->cache->gdn_state[l], state, st_per);
     } else {
-        be->gdn_chunked_forward(be, &s, la->o, NULL, la->qn, la->kn, la->v, la->g, la->beta, NULL);
+        be->gdn_chunked_forward(be, &s, la->o, NULL, la->qn, la->kn, la->v, la->g, la->beta, NULL,
+                                f->keep ? &la->gdn_saved : NULL);
     }
 
     la->gate = act(f, (size_t)T * vdim);
@@ -285,7 +287,7 @@ static hy_acts *forward_hidden(const hy_model *m, const hy_batch *b, int keep, h
     const hy_config *c = &m->cfg;
     hy_backend *be = m->be;
     const int T = b->T, C = c->hidden_size;
-    fwd_ctx f = {m, be, NULL, cache, slots, T, NULL, {0}};
+    fwd_ctx f = {m, be, NULL, cache, slots, T, NULL, {0}, keep};
     if (cache && prepare_cache(&f, b)) return NULL;
     hy_acts *a = hy_calloc(1, sizeof *a);
     f.a = a;

@@ -1,6 +1,8 @@
 // Gated delta rule, chunked backward on the GPU: the CUDA twin of gdn_chunked_backward in
 // kernels/cpu/gdn_chunked.c, whose header comment derives every term used here. Phases:
-//   1. the forward's prepare and state pass, re-run: γ, T, W, U and every chunk-start state S0;
+//   1. the forward's prepare and state pass, re-run: γ, T, W, U and every chunk-start state S0 —
+//      or, with gdn_chunked_backward_saved_cuda, read from the part of the workspace the forward
+//      filled and the caller kept (memory for time: ~25 % of the backward at the benchmark shape);
 //   2. du_local (chunk-parallel): dU's output part, Mᵀ·dO with M_ij = scale·(q_i·k_j)·D_ij, j ≤ i,
 //      and the part of each chunk's state-gradient step that does not depend on the carried dS,
 //      Qᵀ·diag(scale·exp(γ))·dO (into ws.ds), so the sequential pass only streams it in;
@@ -406,24 +408,8 @@ __global__ void qk_group_sum_kernel(params p) {
     }
 }
 
-}  // namespace gdn
-
-extern "C" void gdn_chunked_backward_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf16 *dk, hy_bf16 *dv, float *dg,
-                                          float *dbeta, float *dstate_in, const hy_bf16 *d_o, const float *dstate_out,
-                                          const hy_bf16 *q, const hy_bf16 *k, const hy_bf16 *v, const float *g,
-                                          const float *beta, const float *state_in, void *workspace,
-                                          cudaStream_t stream) {
-    using namespace gdn;
-    if (s->n_docs <= 0) return;
-    params p = params_make(s, workspace);
-    p.q = q, p.k = k, p.v = v, p.g = g, p.beta = beta, p.state_in = state_in;
-    p.d_o = d_o, p.dstate_out = dstate_out;
-    p.dq = dq, p.dk = dk, p.dv = dv, p.dg = dg, p.dbeta = dbeta, p.dstate_in = dstate_in;
-
-    launch_chunk_table(p, stream);
-    launch_prepare(p, stream);
-    launch_state_forward(p, stream);  // p.state_out is NULL: chunk-start states and U only
-
+// Phases 2–5, given the forward part of the workspace (recomputed or kept from the forward).
+static void backward_from_forward(params &p, cudaStream_t stream) {
     size_t smem_ll = (CHUNK * LDS + CHUNK) * sizeof(float);
     du_local_kernel<<<dim3(p.ws.max_chunks, p.H_v), THREADS, smem_ll, stream>>>(p);
     CUDA_CHECK_LAUNCH();
@@ -440,7 +426,7 @@ extern "C" void gdn_chunked_backward_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf
     chunk_grad_kernel<<<dim3(p.ws.max_chunks, p.H_v), THREADS, smem_grad, stream>>>(p);
     CUDA_CHECK_LAUNCH();
 
-    if (dq || dk) {
+    if (p.dq || p.dk) {
         size_t n = (size_t)p.T * p.H_k * p.Dk;
         int blocks = (int)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
         if (blocks > 0) {
@@ -448,4 +434,37 @@ extern "C" void gdn_chunked_backward_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf
             CUDA_CHECK_LAUNCH();
         }
     }
+}
+
+}  // namespace gdn
+
+extern "C" void gdn_chunked_backward_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf16 *dk, hy_bf16 *dv, float *dg,
+                                          float *dbeta, float *dstate_in, const hy_bf16 *d_o, const float *dstate_out,
+                                          const hy_bf16 *q, const hy_bf16 *k, const hy_bf16 *v, const float *g,
+                                          const float *beta, const float *state_in, void *workspace,
+                                          cudaStream_t stream) {
+    using namespace gdn;
+    if (s->n_docs <= 0) return;
+    params p = params_make(s, workspace, (char *)workspace + gdn_chunked_saved_bytes(s));
+    p.q = q, p.k = k, p.v = v, p.g = g, p.beta = beta, p.state_in = state_in;
+    p.d_o = d_o, p.dstate_out = dstate_out;
+    p.dq = dq, p.dk = dk, p.dv = dv, p.dg = dg, p.dbeta = dbeta, p.dstate_in = dstate_in;
+    launch_chunk_table(p, stream);
+    launch_prepare(p, stream);
+    launch_state_forward(p, stream);  // p.state_out is NULL: chunk-start states and U only
+    backward_from_forward(p, stream);
+}
+
+extern "C" void gdn_chunked_backward_saved_cuda(const gdn_shape *s, hy_bf16 *dq, hy_bf16 *dk, hy_bf16 *dv, float *dg,
+                                                float *dbeta, float *dstate_in, const hy_bf16 *d_o,
+                                                const float *dstate_out, const hy_bf16 *q, const hy_bf16 *k,
+                                                const hy_bf16 *v, const float *g, const float *beta,
+                                                const void *saved, void *workspace, cudaStream_t stream) {
+    using namespace gdn;
+    if (s->n_docs <= 0) return;
+    params p = params_make(s, const_cast<void *>(saved), workspace);  // the forward part is only read
+    p.q = q, p.k = k, p.v = v, p.g = g, p.beta = beta;
+    p.d_o = d_o, p.dstate_out = dstate_out;
+    p.dq = dq, p.dk = dk, p.dv = dv, p.dg = dg, p.dbeta = dbeta, p.dstate_in = dstate_in;
+    backward_from_forward(p, stream);
 }

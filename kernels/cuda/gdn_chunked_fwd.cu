@@ -21,7 +21,8 @@ namespace gdn {
 
 static size_t align_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
-workspace workspace_layout(const gdn_shape *s, void *base, size_t *bytes) {
+workspace workspace_layout(const gdn_shape *s, void *fwd_base, void *bwd_base, size_t *fwd_bytes,
+                           size_t *bwd_bytes) {
     workspace ws = {};
     // Σ ceil(len_d / 64) ≤ floor((T + 63·n_docs) / 64), and no chunk is empty, so also ≤ T.
     long long bound = ((long long)s->T + 63LL * s->n_docs) / CHUNK;
@@ -29,13 +30,14 @@ workspace workspace_layout(const gdn_shape *s, void *base, size_t *bytes) {
     ws.max_chunks = bound < 1 ? 1 : (int)bound;
     size_t T = (size_t)s->T, H = (size_t)s->H_v, Dk = (size_t)s->Dk, Dv = (size_t)s->Dv;
     size_t C = (size_t)ws.max_chunks;
-    char *p = (char *)base;
+    char *base = (char *)fwd_base;
     size_t off = 0;
     auto take = [&](size_t n_bytes) {
-        void *at = p ? p + off : nullptr;
+        void *at = base ? base + off : nullptr;
         off += align_up(n_bytes);
         return at;
     };
+    // the forward part: what the forward computes and the backward reads
     ws.chunk_first = (int *)take(((size_t)s->n_docs + 1) * sizeof(int));
     ws.chunks = (int4 *)take(C * sizeof(int4));
     ws.gamma = (float *)take(T * H * sizeof(float));
@@ -43,22 +45,26 @@ workspace workspace_layout(const gdn_shape *s, void *base, size_t *bytes) {
     ws.w = (float *)take(T * H * Dk * sizeof(float));
     ws.u = (float *)take(T * H * Dv * sizeof(float));
     ws.s0 = (float *)take(C * H * Dk * Dv * sizeof(float));
+    *fwd_bytes = off;
+    // the backward's own part
+    base = (char *)bwd_base;
+    off = 0;
     ws.du = (float *)take(T * H * Dv * sizeof(float));
     ws.ds = (float *)take(C * H * Dk * Dv * sizeof(float));
     ws.dw = (float *)take(T * H * Dk * sizeof(float));
     ws.dq = (float *)take(T * H * Dk * sizeof(float));
     ws.dk = (float *)take(T * H * Dk * sizeof(float));
-    *bytes = off;
+    *bwd_bytes = off;
     return ws;
 }
 
-params params_make(const gdn_shape *s, void *workspace_base) {
+params params_make(const gdn_shape *s, void *fwd_base, void *bwd_base) {
     params p = {};
     p.T = s->T, p.n_docs = s->n_docs, p.H_k = s->H_k, p.H_v = s->H_v, p.Dk = s->Dk, p.Dv = s->Dv;
     p.scale = s->scale;
     p.cu_seqlens = s->cu_seqlens;
-    size_t bytes;
-    p.ws = workspace_layout(s, workspace_base, &bytes);
+    size_t fwd_bytes, bwd_bytes;
+    p.ws = workspace_layout(s, fwd_base, bwd_base, &fwd_bytes, &bwd_bytes);
     return p;
 }
 
@@ -304,17 +310,27 @@ static void launch_output(const params &p, cudaStream_t stream) {
 
 }  // namespace gdn
 
+extern "C" size_t gdn_chunked_saved_bytes(const gdn_shape *s) {
+    size_t fwd, bwd;
+    gdn::workspace_layout(s, nullptr, nullptr, &fwd, &bwd);
+    return fwd;
+}
+
+extern "C" size_t gdn_chunked_backward_workspace_bytes(const gdn_shape *s) {
+    size_t fwd, bwd;
+    gdn::workspace_layout(s, nullptr, nullptr, &fwd, &bwd);
+    return bwd;
+}
+
 extern "C" size_t gdn_chunked_workspace_bytes(const gdn_shape *s) {
-    size_t bytes;
-    gdn::workspace_layout(s, nullptr, &bytes);
-    return bytes;
+    return gdn_chunked_saved_bytes(s) + gdn_chunked_backward_workspace_bytes(s);
 }
 
 extern "C" void gdn_chunked_forward_cuda(const gdn_shape *s, hy_bf16 *o, float *state_out, const hy_bf16 *q,
                                          const hy_bf16 *k, const hy_bf16 *v, const float *g, const float *beta,
                                          const float *state_in, void *workspace, cudaStream_t stream) {
     if (s->n_docs <= 0) return;
-    gdn::params p = gdn::params_make(s, workspace);
+    gdn::params p = gdn::params_make(s, workspace, nullptr);
     p.q = q, p.k = k, p.v = v, p.g = g, p.beta = beta, p.state_in = state_in;
     p.o = o, p.state_out = state_out;
     gdn::launch_chunk_table(p, stream);

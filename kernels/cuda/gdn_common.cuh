@@ -50,8 +50,11 @@ struct workspace {
     float *dq, *dk;  // (T, H_v, Dk) per value head, summed over each key head's group at the end
 };
 
-// Host: the layout inside `base` (NULL: only the size); total bytes in *bytes.
-workspace workspace_layout(const gdn_shape *s, void *base, size_t *bytes);
+// Host: the layout of the forward part inside fwd_base and of the backward's own part inside
+// bwd_base (NULL: only the sizes), with their sizes in bytes. The forward writes only its part,
+// and the backward only reads it, so a forward's part can be kept and handed to the backward.
+workspace workspace_layout(const gdn_shape *s, void *fwd_base, void *bwd_base, size_t *fwd_bytes,
+                           size_t *bwd_bytes);
 
 // Everything a kernel may need; one struct passed by value to all of them.
 struct params {
@@ -65,7 +68,7 @@ struct params {
     workspace ws;
 };
 
-params params_make(const gdn_shape *s, void *workspace);
+params params_make(const gdn_shape *s, void *fwd_base, void *bwd_base);
 
 // Forward phases shared with the backward (gdn_chunked_fwd.cu), in launch order: the chunk table;
 // per chunk γ, T, W and T·diag(β)·V.

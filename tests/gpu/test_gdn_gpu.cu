@@ -220,6 +220,27 @@ static int test_backward(const char *tag, const problem &p, int flags) {
     fails += check_f32_scaled((t + " dg (+=)").c_str(), download(dg->p, p.n_gate()), plus(pg, gg), gg, F32_REL);
     fails += check_f32_scaled((t + " dbeta (+=)").c_str(), download(db->p, p.n_gate()), plus(pb, gb), gb, F32_REL);
     fails += check_f32_scaled((t + " dstate_in (+=)").c_str(), download(ds->p, p.n_state()), plus(ps, gs), gs, F32_REL);
+
+    // The same backward reading the forward's kept part of the workspace instead of re-running it
+    // (how the trainer runs it): the same checks against the same references.
+    dev_buf<bf16> o(p.n_v());
+    dev_buf<char> saved(gdn_chunked_saved_bytes(&d.shape)), bwd_ws(gdn_chunked_backward_workspace_bytes(&d.shape));
+    gdn_chunked_forward_cuda(&d.shape, o.p, NULL, d.q->p, d.k->p, d.v->p, d.g->p, d.beta->p,
+                             with_state ? d.state_in->p : NULL, saved.p, 0);
+    dq.reset(upload_bf16(pq)), dk.reset(upload_bf16(pk)), dv.reset(upload_bf16(pv));
+    dg.reset(upload(pg)), db.reset(upload(pb)), ds.reset(upload(ps));
+    gdn_chunked_backward_saved_cuda(&d.shape, dq->p, dk->p, dv->p, dg->p, db->p, ds->p, d.d_o->p,
+                                    with_dstate ? d.dstate_out->p : NULL, d.q->p, d.k->p, d.v->p, d.g->p, d.beta->p,
+                                    saved.p, bwd_ws.p, 0);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaGetLastError());
+    t += " kept fwd";
+    fails += check_bf16((t + " dq (+=)").c_str(), download_bf16(dq->p, p.n_qk()), plus(pq, gq), 2.0);
+    fails += check_bf16((t + " dk (+=)").c_str(), download_bf16(dk->p, p.n_qk()), plus(pk, gk), 2.0);
+    fails += check_bf16((t + " dv (+=)").c_str(), download_bf16(dv->p, p.n_v()), plus(pv, gv), 2.0);
+    fails += check_f32_scaled((t + " dg (+=)").c_str(), download(dg->p, p.n_gate()), plus(pg, gg), gg, F32_REL);
+    fails += check_f32_scaled((t + " dbeta (+=)").c_str(), download(db->p, p.n_gate()), plus(pb, gb), gb, F32_REL);
+    fails += check_f32_scaled((t + " dstate_in (+=)").c_str(), download(ds->p, p.n_state()), plus(ps, gs), gs, F32_REL);
     return fails;
 }
 
