@@ -186,16 +186,11 @@ void train_loop_from_args(const arg_values *a, hy_sft_loop *l) {
     l->progress = stderr;
 }
 
-static int make_dir(const char *dir) {
-    if (mkdir(dir, 0755) && errno != EEXIST) return hy_fail("%s: cannot create directory: %s", dir, strerror(errno));
-    return 0;
-}
-
 int train_session_open(train_session *s, const arg_values *a, const char *model_dir, hy_sft_loop *loop,
                        const char *config_yaml) {
     memset(s, 0, sizeof *s);
     if (hy_atomic_dir_check_replaceable(loop->out, hy_checkpoint_files)) return -1;
-    if (loop->save_dir && loop->save_every > 0 && make_dir(loop->save_dir)) return -1;
+    if (loop->save_dir && loop->save_every > 0 && hy_mkdir_p(loop->save_dir)) return -1;
     if (cli_load_model(model_dir, arg_str(a, "tokenizer"), arg_str(a, "device"), &s->m, &s->tok)) return -1;
     if (hy_param_groups_build(&s->groups, &s->m.table, arg_str(a, "no-decay"))) {
         cli_unload_model(&s->m, s->tok);

@@ -90,7 +90,39 @@ int hy_atomic_write(const char *path, const void *data, size_t n) {
     return hy_atomic_file_commit(&a);
 }
 
+int hy_mkdir_p(const char *dir) {
+    char *d = hy_strdup(dir);
+    int rc = 0;
+    for (char *p = d + 1;; p++) {
+        if (*p && *p != '/') continue;
+        const char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(d, 0755) && errno != EEXIST)
+            rc = hy_fail("%s: cannot create directory %s: %s", dir, d, strerror(errno));
+        else if (stat(d, &st) == 0 && !S_ISDIR(st.st_mode))
+            rc = hy_fail("%s: %s exists and is not a directory", dir, d);
+        *p = c;
+        if (rc || !c) break;
+    }
+    free(d);
+    return rc;
+}
+
+int hy_mkdir_parent(const char *path) {
+    char *d = hy_strdup(path);
+    char *slash = strrchr(d, '/');
+    int rc = 0;
+    if (slash && slash != d) {
+        *slash = '\0';
+        rc = hy_mkdir_p(d);
+    }
+    free(d);
+    return rc;
+}
+
 int hy_atomic_dir_begin(const char *dir, char *tmp, size_t tmp_size) {
+    if (hy_mkdir_parent(dir)) return -1;
     char *t = with_suffix(dir, "tmp");
     snprintf(tmp, tmp_size, "%s", t);
     free(t);

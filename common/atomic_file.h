@@ -39,5 +39,9 @@ int hy_atomic_dir_commit(const char *tmp, const char *dir, const char *const *re
 void hy_atomic_dir_abort(const char *tmp);
 // Copies a regular file (a plain, non-atomic copy: used inside a temporary directory).
 int hy_file_copy(const char *from, const char *to);
+// mkdir -p: creates dir and every missing folder above it (existing ones are fine). 0 / −1.
+int hy_mkdir_p(const char *dir);
+// The same for the folder that will hold `path` (its directory part; nothing when it has none).
+int hy_mkdir_parent(const char *path);
 
 #endif

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "atomic_file.h"
 #include "hy_error.h"
 
 #define STORE_FORMAT "hybrid-run-store"
@@ -238,26 +239,6 @@ static int bind_text_or_null(sqlite3_stmt *st, int i, const char *text) {
 
 // ---------------------------------------------------------------- opening
 
-// Creates the folders above path (mkdir -p of its directory part).
-static int make_parent_dirs(const char *path) {
-    char *dir = hy_strdup(path);
-    char *slash = strrchr(dir, '/');
-    int rc = 0;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        for (char *p = dir + 1; !rc; p++) {
-            if (*p && *p != '/') continue;
-            const char c = *p;
-            *p = '\0';
-            if (mkdir(dir, 0777) && errno != EEXIST)
-                rc = hy_fail("%s: cannot create folder %s: %s", path, dir, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    free(dir);
-    return rc;
-}
 
 // Reads the schema version: 0 for an empty database; refuses SQLite files that are not ours.
 static int read_version(run_store *s, int *version) {
@@ -349,7 +330,7 @@ int run_store_open(const char *path, run_store_mode mode, run_store **out) {
     if (stat(path, &sb)) {
         if (errno != ENOENT || mode == RUN_STORE_EXISTING)
             return hy_fail("%s: cannot open the run store: %s", path, strerror(errno));
-        if (make_parent_dirs(path)) return -1;
+        if (hy_mkdir_parent(path)) return -1;
     } else if (S_ISDIR(sb.st_mode)) {
         return hy_fail("%s: is a folder, not a run store file", path);
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/atomic_file.h"
 #include "../common/hy_error.h"
 #include "state_file.h"
 #include "trainer.h"
@@ -148,8 +149,7 @@ int hy_ref_logprobs_cached(const char *cache_dir, uint64_t key, const hy_model *
         fprintf(log, "hybrid: reference logprobs: no cache at %s; computing (key %016llx)\n", path,
                 (unsigned long long)key);
     }
-    if (mkdir(cache_dir, 0755) && errno != EEXIST)
-        return hy_fail("%s: cannot create directory: %s", cache_dir, strerror(errno));
+    if (hy_mkdir_p(cache_dir)) return -1;
     if (hy_ref_logprobs_compute(m, ds, budget, out)) return -1;
     if (cache_write(path, key, ds, out)) return -1;
     fprintf(log, "hybrid: reference logprobs: wrote %s (%lld tokens)\n", path, (long long)ds->total);

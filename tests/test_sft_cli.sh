@@ -97,8 +97,8 @@ echo "the example recipe"
   printf '%s\n' '{"messages":[{"role":"user","content":"no answer here"}]}'
 } >"$work/chat.jsonl"
 expect_ok "recipes/sft-tiny.yaml" "$hybrid" sft --recipe "$src/recipes/sft-tiny.yaml" --data "$work/chat.jsonl" \
-  --set model="$work/tm" --set out="$work/tsft" --set save-dir="$work/tck" --set steps=4 --set save-every=2
-[ "$(grep -c '"step"' "$work/out")" -eq 4 ] && [ -f "$work/tck/step-000002/model.safetensors" ] && [ -f "$work/tsft/tokenizer.json" ] \
+  --set model="$work/tm" --set out="$work/tsft" --set save-dir="$work/nested/not/yet/tck" --set steps=4 --set save-every=2
+[ "$(grep -c '"step"' "$work/out")" -eq 4 ] && [ -f "$work/nested/not/yet/tck/step-000002/model.safetensors" ] && [ -f "$work/tsft/tokenizer.json" ] \
   && pass "4 steps, a periodic checkpoint, the tokenizer kept" || fail "example recipe outputs"
 grep -q "1 without targets dropped" "$work/err" && pass "a conversation without an assistant turn is dropped" || fail "drop note"
 expect_ok "the checkpoint scores like a model directory" "$hybrid" score --model "$work/tsft" --input "$work/chat.jsonl" --output "$work/s.jsonl"
