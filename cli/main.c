@@ -13,13 +13,13 @@ typedef struct {
 
 static const command commands[] = {
     {"init", cmd_init, "write a randomly initialised HF-format checkpoint from a config or preset"},
-    {"generate", cmd_generate, "sample a continuation with the recurrent decode path"},
+    {"generate", cmd_generate, "sample continuations through the rollout engine (one prompt, or JSONL in batch mode)"},
     {"score", cmd_score, "per-token logprobs of sequences from JSONL"},
-    {"sft", cmd_sft, "full-batch AdamW fine-tuning on the CPU reference path"},
+    {"sft", cmd_sft, "supervised fine-tuning: packed micro-batches, AdamW, schedules, checkpoints, recipes"},
     {"dpo", cmd_dpo, "preference tuning: DPO / length-normalised DPO against cached reference logprobs"},
     {"rl", cmd_rl, "offline RL from trajectories: group advantages, PPO-clip, truncated importance sampling"},
     {"tokenize", cmd_tokenize, "encode text or chat messages, or decode ids"},
-    {"bench", cmd_bench, "kernel benchmarks against the GPU's ceilings and the peers (CUDA builds)"},
+    {"bench", cmd_bench, "benchmarks: kernels, rollout workloads, the learner step; each against ceilings and peers"},
     {"report", cmd_report, "one run of the run store as an HTML dashboard (inline SVG charts)"},
     {"runs", cmd_runs, "list the runs of the run store"},
 };
