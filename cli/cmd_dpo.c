@@ -77,29 +77,5 @@ static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, co
 int cmd_dpo(int argc, char **argv) {
     command.n_specs = train_command_build(specs, dpo_specs, sizeof dpo_specs / sizeof *dpo_specs,
                                           "preference pairs per optimizer step; 0 = every pair (full batch)");
-    arg_values a;
-    int status = train_resolve_options(&command, argc, argv, &a);
-    if (status) {
-        args_free(&a);
-        return status < 0 ? 0 : status;
-    }
-    hy_sft_loop loop;
-    train_loop_from_args(&a, &loop);
-    const char *model_dir = loop.resume ? loop.resume : arg_str(&a, "model");
-    if (!model_dir || !arg_str(&a, "data") || !loop.out) {
-        fprintf(stderr, "hybrid dpo: --model (or --resume), --data and --out are required\n");
-        args_free(&a);
-        return 2;
-    }
-    if (loop.save_every > 0 && !loop.save_dir) {
-        fprintf(stderr, "hybrid dpo: --save-every needs --save-dir\n");
-        args_free(&a);
-        return 2;
-    }
-    char *yaml = args_to_yaml(&a, train_not_in_recipe);
-    fprintf(stderr, "hybrid dpo: resolved configuration:\n%s", yaml);
-    status = run(&a, &loop, model_dir, yaml) ? cli_error("dpo") : 0;
-    free(yaml);
-    args_free(&a);
-    return status;
+    return train_command_main(&command, argc, argv, run);
 }

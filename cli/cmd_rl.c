@@ -109,29 +109,5 @@ static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, co
 int cmd_rl(int argc, char **argv) {
     command.n_specs = train_command_build(specs, rl_specs, sizeof rl_specs / sizeof *rl_specs,
                                           "whole groups per optimizer step; 0 = every group (full batch)");
-    arg_values a;
-    int status = train_resolve_options(&command, argc, argv, &a);
-    if (status) {
-        args_free(&a);
-        return status < 0 ? 0 : status;
-    }
-    hy_sft_loop loop;
-    train_loop_from_args(&a, &loop);
-    const char *model_dir = loop.resume ? loop.resume : arg_str(&a, "model");
-    if (!model_dir || !arg_str(&a, "data") || !loop.out) {
-        fprintf(stderr, "hybrid rl: --model (or --resume), --data and --out are required\n");
-        args_free(&a);
-        return 2;
-    }
-    if (loop.save_every > 0 && !loop.save_dir) {
-        fprintf(stderr, "hybrid rl: --save-every needs --save-dir\n");
-        args_free(&a);
-        return 2;
-    }
-    char *yaml = args_to_yaml(&a, train_not_in_recipe);
-    fprintf(stderr, "hybrid rl: resolved configuration:\n%s", yaml);
-    status = run(&a, &loop, model_dir, yaml) ? cli_error("rl") : 0;
-    free(yaml);
-    args_free(&a);
-    return status;
+    return train_command_main(&command, argc, argv, run);
 }

@@ -295,6 +295,31 @@ static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
     return rc;
 }
 
+int train_command_main(const arg_command *cmd, int argc, char **argv, train_run_fn run) {
+    arg_values a;
+    int status = train_resolve_options(cmd, argc, argv, &a);
+    if (status) {
+        args_free(&a);
+        return status < 0 ? 0 : status;
+    }
+    hy_sft_loop loop;
+    train_loop_from_args(&a, &loop);
+    const char *model_dir = loop.resume ? loop.resume : arg_str(&a, "model");
+    status = 2;
+    if (!model_dir || !arg_str(&a, "data") || !loop.out)
+        fprintf(stderr, "hybrid %s: --model (or --resume), --data and --out are required\n", cmd->name);
+    else if (loop.save_every > 0 && !loop.save_dir)
+        fprintf(stderr, "hybrid %s: --save-every needs --save-dir\n", cmd->name);
+    else {
+        char *yaml = args_to_yaml(&a, train_not_in_recipe);
+        fprintf(stderr, "hybrid %s: resolved configuration:\n%s", cmd->name, yaml);
+        status = run(&a, &loop, model_dir, yaml) ? cli_error(cmd->name) : 0;
+        free(yaml);
+    }
+    args_free(&a);
+    return status;
+}
+
 int cmd_sft(int argc, char **argv) {
     command.n_specs = train_command_build(specs, sft_specs, sizeof sft_specs / sizeof *sft_specs, NULL);
     arg_values a;

@@ -31,6 +31,10 @@ int train_command_build(arg_spec *buf, const arg_spec *own, int n_own, const cha
 int train_resolve_options(const arg_command *cmd, int argc, char **argv, arg_values *a);
 // The loop fields every command shares (steps, batches, schedule, order, checkpoints, streams).
 void train_loop_from_args(const arg_values *a, hy_sft_loop *l);
+// What dpo and rl do once their option table is built: resolve the options, require a model (or
+// --resume), --data and --out, print the resolved configuration, then run(); the exit status.
+typedef int (*train_run_fn)(const arg_values *a, hy_sft_loop *loop, const char *model_dir, const char *yaml);
+int train_command_main(const arg_command *cmd, int argc, char **argv, train_run_fn run);
 
 // The model, tokenizer, weight-decay groups and trainer of a run: --out checked replaceable,
 // --save-dir created, loop's tokenizer_path, config_yaml and peak_tflops filled. 0 / −1.
