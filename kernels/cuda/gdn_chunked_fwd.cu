@@ -268,17 +268,7 @@ __global__ void __launch_bounds__(THREADS) output_kernel(params p) {
     const hy_bf16 *qb = p.q + ((size_t)t0 * p.H_k + kh) * Dk, *kb = p.k + ((size_t)t0 * p.H_k + kh) * Dk;
     auto Q = [&](int i, int a) { return i < L ? bf(qb[i * sk + a]) : 0.0f; };
     auto Kt = [&](int a, int j) { return j < L ? bf(kb[j * sk + a]) : 0.0f; };
-    with_block_width(Lp, [&](auto nt) {
-        constexpr int NT = decltype(nt)::value;
-        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
-            float c[NT][4];
-            block_zero(c);
-            mma_block<EXACT, EXACT, NT>(c, Q, Kt, m0, n0, Dk);
-            block_each(c, m0, n0, [&](int i, int j, float &x) {
-                P[i * LDS + j] = (j <= i && i < L) ? p.scale * x * expf(gam[i] - gam[j]) : 0.0f;
-            });
-        });
-    });
+    decayed_qk(P, Q, Kt, gam, p.scale, L, Lp, Dk);
     __syncthreads();
 
     const float *s0 = p.ws.s0 + ((size_t)blockIdx.x * p.H_v + h) * Dk * Dv;

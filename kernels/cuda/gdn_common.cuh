@@ -243,6 +243,25 @@ __device__ __forceinline__ void block_rowdot(const float (&c)[NT][4], int m0, in
     hi += __shfl_xor_sync(0xffffffffu, hi, 2);
 }
 
+// Out (64 × LDS, shared) = scale·(Q·Kᵀ) ⊙ D for one chunk, D_ij = exp(γ_i − γ_j) on and below the
+// diagonal, zero elsewhere and past row L: the intra-chunk attention-like matrix the output
+// (forward) and dU's output part (backward) both start from. Q, Kt: accessors as for mma_block.
+template <class FQ, class FK>
+__device__ __forceinline__ void decayed_qk(float *out, const FQ &Q, const FK &Kt, const float *gam, float scale,
+                                           int L, int Lp, int Dk) {
+    with_block_width(Lp, [&](auto nt) {
+        constexpr int NT = decltype(nt)::value;
+        for_each_block<NT>(Lp, Lp, [&](int m0, int n0) {
+            float c[NT][4];
+            block_zero(c);
+            mma_block<EXACT, EXACT, NT>(c, Q, Kt, m0, n0, Dk);
+            block_each(c, m0, n0, [&](int i, int j, float &x) {
+                out[i * LDS + j] = (j <= i && i < L) ? scale * x * expf(gam[i] - gam[j]) : 0.0f;
+            });
+        });
+    });
+}
+
 // Tile `idx` of an M×N output in row-major tile order: its first row and column.
 __device__ __forceinline__ void tile_at(int idx, int N, int &m0, int &n0) {
     m0 = (idx / (N / 8)) * 16;
