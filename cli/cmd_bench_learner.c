@@ -116,7 +116,7 @@ typedef struct {
 static void flop_model_init(flop_model *f, const hy_config *c, const hy_param_table *t, const int32_t *cu,
                             int n_docs, int T) {
     memset(f, 0, sizeof *f);
-    f->params = t->total;
+    f->params = t->n_params;
     f->embed = (size_t)c->vocab_size * (size_t)c->hidden_size;
     f->n_dense = c->tie_word_embeddings ? f->params : f->params - f->embed;  // tied: the table is lm_head too
     f->L_gdn = hy_config_n_gdn_layers(c);
@@ -199,7 +199,7 @@ static void bench_model_init(hy_model *m, const hy_config *cfg, uint64_t seed) {
     m->cfg = *cfg;
     hy_param_table_build(&m->table, cfg);
     m->arena = hy_calloc(m->table.total, sizeof(float));
-    hy_param_table small = {hy_malloc(sizeof(hy_param_spec) * (size_t)m->table.n), 0, m->table.total};
+    hy_param_table small = {hy_malloc(sizeof(hy_param_spec) * (size_t)m->table.n), 0, m->table.total, 0};
     const float amp = cfg->initializer_range * 1.7320508f;
     uint64_t s = (seed * 0x9e3779b97f4a7c15ull + 0x5851f42d4c957f2dull) | 1;
     for (int i = 0; i < m->table.n; i++) {

@@ -102,7 +102,7 @@ static int bench(const arg_values *a) {
     }
     hy_param_table table;
     hy_param_table_build(&table, &cfg);
-    const size_t params = table.total;
+    const size_t params = table.n_params;
     hy_param_table_free(&table);
     int rc = 0;
     if (be->device == HY_DEVICE_CPU && params > CPU_MAX_PARAMS)

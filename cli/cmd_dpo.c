@@ -54,7 +54,7 @@ static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, co
     lo.label_smoothing = arg_float(a, "label-smoothing");
     fprintf(stderr, "hybrid dpo: %d pairs (%lld tokens; %d dropped without a response token, %d sequences cut), %s "
                     "beta %g, %zu parameters, on %s\n",
-            d.n_pairs, (long long)d.ds.total, d.n_dropped, d.n_truncated, arg_str(a, "loss"), lo.beta, ts.m.table.total,
+            d.n_pairs, (long long)d.ds.total, d.n_dropped, d.n_truncated, arg_str(a, "loss"), lo.beta, ts.m.table.n_params,
             ts.m.be->name);
     float *ref = hy_malloc(sizeof *ref * (size_t)(d.ds.total + 1));
     char settings[128];

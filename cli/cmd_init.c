@@ -56,7 +56,7 @@ int cmd_init(int argc, char **argv) {
         hy_model_free(&m);
         return cli_error("init");
     }
-    fprintf(stderr, "hybrid init: wrote %s: %zu parameters, %d layers (%d GDN), C=%d, V=%d\n", out, m.table.total,
+    fprintf(stderr, "hybrid init: wrote %s: %zu parameters, %d layers (%d GDN), C=%d, V=%d\n", out, m.table.n_params,
             cfg.num_hidden_layers, hy_config_n_gdn_layers(&cfg), cfg.hidden_size, cfg.vocab_size);
     hy_model_free(&m);
     return 0;

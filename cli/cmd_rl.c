@@ -86,7 +86,7 @@ static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, co
                      d.max_completion);
     fprintf(stderr, "hybrid rl: %d trajectories in %d groups (%lld tokens), weight versions up to %d (start %d), %zu "
                     "parameters, on %s\n",
-            d.ds.n, d.n_groups, (long long)d.ds.total, d.max_version, ro.start_version, ts.m.table.total,
+            d.ds.n, d.n_groups, (long long)d.ds.total, d.max_version, ro.start_version, ts.m.table.n_params,
             ts.m.be->name);
     float *ref = NULL;
     if (!rc && ro.loss.kl_coef > 0) {

@@ -286,7 +286,7 @@ static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
         fprintf(stderr,
                 "hybrid sft: %d sequences (%lld tokens; %d without targets dropped, %d cut to max-seq-len), %zu "
                 "parameters (%zu without weight decay), on %s\n",
-                ds.n, (long long)ds.total, ds.n_dropped, ds.n_truncated, ts.m.table.total, ts.groups.n_no_decay,
+                ds.n, (long long)ds.total, ds.n_dropped, ds.n_truncated, ts.m.table.n_params, ts.groups.n_no_decay,
                 ts.m.be->name);
         rc = hy_sft_loop_run(&c->loop, &ts.t, &ds);
         hy_dataset_free(&ds);

@@ -30,11 +30,17 @@ static void add(table_builder *b, const char *name, int ndim, int64_t d0, int64_
     s->shape[1] = d1;
     s->shape[2] = d2;
     s->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1) * (size_t)(ndim > 2 ? d2 : 1);
+    // Every tensor (or fused group: k_proj and v_proj continue q_proj's block directly) starts at a
+    // multiple of 8 floats, so that its bf16 matmul view is 16-byte aligned as cuBLASLt requires.
+    // Without this, H_v = 30 (A_log, dt_bias) shifted every later matrix of the 7B shape off
+    // alignment and sent its products to the slow fallback kernel. The gaps stay zero.
+    if (field != (size_t)-1) t->total = (t->total + 7) & ~(size_t)7;
     s->offset = t->total;
     s->role = role;
     s->layer = layer;
     s->field = field;
     t->total += s->numel;
+    t->n_params += s->numel;
 }
 
 #define LAYER_FIELD(i, f) (offsetof(hy_params, layer) + (size_t)(i) * sizeof(hy_layer_params) + offsetof(hy_layer_params, f))

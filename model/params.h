@@ -63,7 +63,8 @@ typedef struct {
 typedef struct {
     hy_param_spec *specs;
     int n;
-    size_t total;  // floats in the arena
+    size_t total;     // floats in the arena (tensors start at multiples of 8 floats; gaps are zero)
+    size_t n_params;  // parameters: Σ numel
 } hy_param_table;
 
 void hy_param_table_build(hy_param_table *t, const hy_config *cfg);

@@ -110,7 +110,7 @@ int hy_bench_model_build(hy_model *m, const hy_config *cfg, const hy_model *src,
     hy_param_table_build(&m->table, &m->cfg);
     m->be = be;
     // the small tensors get a table of their own, so their fp32 copy is all that is allocated
-    hy_param_table small = {hy_malloc(sizeof(hy_param_spec) * (size_t)m->table.n), 0, 0};
+    hy_param_table small = {hy_malloc(sizeof(hy_param_spec) * (size_t)m->table.n), 0, 0, 0};
     size_t *from = hy_malloc(sizeof(size_t) * (size_t)m->table.n);  // their offsets in m->table
     for (int i = 0; i < m->table.n; i++) {
         const hy_param_spec *s = &m->table.specs[i];
@@ -898,7 +898,7 @@ int hy_bench_rollout_run(const hy_model *m, const hy_bench_rollout_opts *o) {
     printf("device: %s; model: %s: %s parameters, %s on the device (matmul view + fp32 small tensors, no fp32 "
            "master); C=%d, L=%d (%d GDN), V=%d\n",
            o->device_name ? o->device_name : m->be->name, o->model_name ? o->model_name : "?",
-           si((double)m->table.total, "", b[0], sizeof b[0]), hy_bytes_text(hy_bench_model_bytes(m), b[1], sizeof b[1]),
+           si((double)m->table.n_params, "", b[0], sizeof b[0]), hy_bytes_text(hy_bench_model_bytes(m), b[1], sizeof b[1]),
            c->hidden_size, c->num_hidden_layers, hy_config_n_gdn_layers(c), c->vocab_size);
     printf("ceilings (measured now, through the backend): device copy %s (read + written); linear op %d^3 %s\n",
            si(v.k.copy_gbs * 1e9, "B/s", b[0], sizeof b[0]), v.k.gemm_n, si(v.k.gemm_tflops * 1e12, "FLOP/s", b[1], sizeof b[1]));
