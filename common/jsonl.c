@@ -52,3 +52,27 @@ void hy_jsonl_close(hy_jsonl_reader *r) {
     free(r->buf);
     memset(r, 0, sizeof *r);
 }
+
+int hy_jsonl_each(const char *path, int (*fn)(json_t *obj, const char *where, void *ctx), void *ctx,
+                  long *n_lines) {
+    *n_lines = 0;
+    hy_jsonl_reader r;
+    if (hy_jsonl_open(&r, path)) return -1;
+    int rc = 0;
+    for (;;) {
+        json_t *obj;
+        const int got = hy_jsonl_next(&r, &obj);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%ld", path, r.line_no);
+        rc = fn(obj, where, ctx) ? -1 : 0;
+        json_decref(obj);
+        if (rc) break;
+        ++*n_lines;
+    }
+    hy_jsonl_close(&r);
+    return rc;
+}

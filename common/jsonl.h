@@ -22,4 +22,10 @@ int hy_jsonl_open(hy_jsonl_reader *r, const char *path);
 int hy_jsonl_next(hy_jsonl_reader *r, json_t **obj);
 void hy_jsonl_close(hy_jsonl_reader *r);
 
+// Reads every line of path in order, calling fn(obj, where, ctx) with where = "<path>:<line>";
+// stops at the first bad line or nonzero fn (−1; fn sets the message). 0 at the end, with
+// *n_lines = the lines read (0: the file held no JSON lines, which the caller judges).
+int hy_jsonl_each(const char *path, int (*fn)(json_t *obj, const char *where, void *ctx), void *ctx,
+                  long *n_lines);
+
 #endif

@@ -140,48 +140,44 @@ static int targets_of(const hy_token_buf *b) {
     return n;
 }
 
+typedef struct {
+    hy_dpo_data *d;
+    const hy_tokenizer *tok;
+    const hy_dpo_data_options *o;
+    hy_token_buf b[2];
+} dpo_load_ctx;
+
+static int dpo_load_line(json_t *obj, const char *where, void *ctx) {
+    dpo_load_ctx *c = ctx;
+    const hy_dpo_data_options *o = c->o;
+    hy_token_buf *b = c->b;
+    b[0].n = b[1].n = 0;
+    if (read_pair(obj, c->tok, o, where, b)) return -1;
+    for (int k = 0; k < 2; k++)
+        if (o->max_seq_len > 0 && b[k].n > o->max_seq_len) {
+            b[k].n = o->max_seq_len;
+            c->d->n_truncated++;
+        }
+    if (o->max_tokens > 0 && b[0].n + b[1].n > o->max_tokens)
+        return hy_fail("%s: the pair has %d tokens (chosen %d + rejected %d), more than a micro-batch of %d tokens "
+                       "(raise micro-batch-tokens or set max-seq-len)",
+                       where, b[0].n + b[1].n, b[0].n, b[1].n, o->max_tokens);
+    if (targets_of(&b[0]) == 0 || targets_of(&b[1]) == 0) {
+        c->d->n_dropped++;
+        return 0;
+    }
+    for (int k = 0; k < 2; k++) hy_dataset_add(&c->d->ds, b[k].ids, b[k].mask, b[k].n);
+    c->d->n_pairs++;
+    return 0;
+}
+
 int hy_dpo_data_load(hy_dpo_data *d, const char *path, const hy_tokenizer *tok, const hy_dpo_data_options *o) {
     hy_dpo_data_init(d);
-    hy_jsonl_reader r;
-    if (hy_jsonl_open(&r, path)) return -1;
-    hy_token_buf b[2] = {{0}, {0}};
-    long lines = 0;
-    int rc = 0;
-    for (;;) {
-        json_t *obj;
-        const int got = hy_jsonl_next(&r, &obj);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        char where[4200];
-        snprintf(where, sizeof where, "%s:%ld", path, r.line_no);
-        b[0].n = b[1].n = 0;
-        rc = read_pair(obj, tok, o, where, b);
-        json_decref(obj);
-        if (rc) break;
-        lines++;
-        for (int k = 0; k < 2; k++)
-            if (o->max_seq_len > 0 && b[k].n > o->max_seq_len) {
-                b[k].n = o->max_seq_len;
-                d->n_truncated++;
-            }
-        if (o->max_tokens > 0 && b[0].n + b[1].n > o->max_tokens) {
-            rc = hy_fail("%s: the pair has %d tokens (chosen %d + rejected %d), more than a micro-batch of %d tokens "
-                         "(raise micro-batch-tokens or set max-seq-len)",
-                         where, b[0].n + b[1].n, b[0].n, b[1].n, o->max_tokens);
-            break;
-        }
-        if (targets_of(&b[0]) == 0 || targets_of(&b[1]) == 0) {
-            d->n_dropped++;
-            continue;
-        }
-        for (int k = 0; k < 2; k++) hy_dataset_add(&d->ds, b[k].ids, b[k].mask, b[k].n);
-        d->n_pairs++;
-    }
-    hy_jsonl_close(&r);
-    hy_token_buf_free(&b[0]);
-    hy_token_buf_free(&b[1]);
+    dpo_load_ctx c = {d, tok, o, {{0}, {0}}};
+    long lines;
+    int rc = hy_jsonl_each(path, dpo_load_line, &c, &lines);
+    hy_token_buf_free(&c.b[0]);
+    hy_token_buf_free(&c.b[1]);
     if (!rc && lines == 0) rc = hy_fail("%s: empty input (no JSON lines)", path);
     if (!rc && d->n_pairs == 0)
         rc = hy_fail("%s: no pair has a response token left to train on (%d dropped)", path, d->n_dropped);

@@ -7,7 +7,7 @@
 
 #include "../common/hy_error.h"
 
-static void mb_reset(hy_micro_batch *mb) {
+void hy_micro_batch_reset(hy_micro_batch *mb) {
     mb->T = 0;
     mb->n_docs = 0;
     mb->n_targets = 0;
@@ -19,7 +19,7 @@ static void mb_reset(hy_micro_batch *mb) {
     mb->cu_seqlens[0] = 0;
 }
 
-static void mb_append(hy_micro_batch *mb, const hy_dataset *ds, int seq) {
+int hy_micro_batch_append(hy_micro_batch *mb, const hy_dataset *ds, int seq) {
     const int64_t s0 = ds->start[seq];
     const int n = (int)(ds->start[seq + 1] - s0);
     if (mb->T + n > mb->cap_T) {
@@ -44,6 +44,7 @@ static void mb_append(hy_micro_batch *mb, const hy_dataset *ds, int seq) {
     mb->n_targets += count;
     mb->T += n;
     mb->cu_seqlens[++mb->n_docs] = mb->T;
+    return count;
 }
 
 void hy_pack_step(const hy_dataset *ds, const int *idx, int n, int budget, hy_step_batch *out) {
@@ -68,9 +69,9 @@ void hy_pack_step(const hy_dataset *ds, const int *idx, int n, int budget, hy_st
                 memset(out->mb + out->n, 0, sizeof *out->mb * (size_t)(out->cap - out->n));
             }
             target = out->n++;
-            mb_reset(&out->mb[target]);
+            hy_micro_batch_reset(&out->mb[target]);
         }
-        mb_append(&out->mb[target], ds, seq);
+        hy_micro_batch_append(&out->mb[target], ds, seq);
         out->tokens += len;
         out->targets += ds->n_targets[seq];
     }

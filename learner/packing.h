@@ -36,6 +36,11 @@ typedef struct {
 // internal error (the loader refuses those), and aborts.
 void hy_pack_step(const hy_dataset *ds, const int *idx, int n, int budget, hy_step_batch *out);
 void hy_step_batch_free(hy_step_batch *b);
+// Empties a micro-batch, keeping (or making) its buffers.
+void hy_micro_batch_reset(hy_micro_batch *mb);
+// Appends sequence seq of ds as the next document (targets = next tokens where the mask trains
+// them, −1 elsewhere); returns how many targets it brought.
+int hy_micro_batch_append(hy_micro_batch *mb, const hy_dataset *ds, int seq);
 // The model's view of a micro-batch.
 hy_batch hy_micro_batch_view(const hy_micro_batch *mb);
 

@@ -189,25 +189,21 @@ done:
     return rc;
 }
 
+typedef struct {
+    hy_rl_data *d;
+    const hy_rl_data_options *o;
+} rl_load_ctx;
+
+static int rl_load_line(json_t *obj, const char *where, void *ctx) {
+    rl_load_ctx *c = ctx;
+    return read_trajectory(c->d, obj, c->o, where);
+}
+
 int hy_rl_data_load(hy_rl_data *d, const char *path, const hy_rl_data_options *o) {
     hy_rl_data_init(d);
-    hy_jsonl_reader r;
-    if (hy_jsonl_open(&r, path)) return -1;
-    int rc = 0;
-    for (;;) {
-        json_t *obj;
-        const int got = hy_jsonl_next(&r, &obj);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        char where[4200];
-        snprintf(where, sizeof where, "%s:%ld", path, r.line_no);
-        rc = read_trajectory(d, obj, o, where);
-        json_decref(obj);
-        if (rc) break;
-    }
-    hy_jsonl_close(&r);
+    rl_load_ctx c = {d, o};
+    long lines;
+    int rc = hy_jsonl_each(path, rl_load_line, &c, &lines);
     if (!rc && d->ds.n == 0) rc = hy_fail("%s: empty input (no JSON lines)", path);
     if (rc) {
         hy_rl_data_free(d);

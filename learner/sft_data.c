@@ -182,47 +182,43 @@ static int read_line(const json_t *obj, const hy_tokenizer *tok, const hy_sft_da
     return 0;
 }
 
+typedef struct {
+    hy_dataset *ds;
+    const hy_tokenizer *tok;
+    const hy_sft_data_options *o;
+    seq_buf s;
+} sft_load_ctx;
+
+static int sft_load_line(json_t *obj, const char *where, void *ctx) {
+    sft_load_ctx *c = ctx;
+    const hy_sft_data_options *o = c->o;
+    seq_buf *s = &c->s;
+    s->n = 0;
+    if (read_line(obj, c->tok, o, where, s)) return -1;
+    if (o->max_seq_len > 0 && s->n > o->max_seq_len) {
+        s->n = o->max_seq_len;
+        c->ds->n_truncated++;
+    }
+    if (o->max_tokens > 0 && s->n > o->max_tokens)
+        return hy_fail("%s: sequence of %d tokens does not fit a micro-batch of %d tokens (raise micro-batch-tokens "
+                       "or set max-seq-len)",
+                       where, s->n, o->max_tokens);
+    int targets = 0;
+    for (int i = 1; i < s->n; i++) targets += s->mask[i];
+    if (targets == 0)
+        c->ds->n_dropped++;
+    else
+        hy_dataset_add(c->ds, s->ids, s->mask, s->n);
+    return 0;
+}
+
 int hy_dataset_load_jsonl(hy_dataset *ds, const char *path, const hy_tokenizer *tok, const hy_sft_data_options *o) {
     hy_dataset_init(ds);
-    hy_jsonl_reader r;
-    if (hy_jsonl_open(&r, path)) return -1;
-    seq_buf s = {0};
-    long lines = 0;
-    int rc = 0;
-    for (;;) {
-        json_t *obj;
-        const int got = hy_jsonl_next(&r, &obj);
-        if (got <= 0) {
-            rc = got;
-            break;
-        }
-        char where[4200];
-        snprintf(where, sizeof where, "%s:%ld", path, r.line_no);
-        s.n = 0;
-        rc = read_line(obj, tok, o, where, &s);
-        json_decref(obj);
-        if (rc) break;
-        lines++;
-        if (o->max_seq_len > 0 && s.n > o->max_seq_len) {
-            s.n = o->max_seq_len;
-            ds->n_truncated++;
-        }
-        if (o->max_tokens > 0 && s.n > o->max_tokens) {
-            rc = hy_fail("%s: sequence of %d tokens does not fit a micro-batch of %d tokens (raise micro-batch-tokens "
-                         "or set max-seq-len)",
-                         where, s.n, o->max_tokens);
-            break;
-        }
-        int targets = 0;
-        for (int i = 1; i < s.n; i++) targets += s.mask[i];
-        if (targets == 0)
-            ds->n_dropped++;
-        else
-            hy_dataset_add(ds, s.ids, s.mask, s.n);
-    }
-    hy_jsonl_close(&r);
-    free(s.ids);
-    free(s.mask);
+    sft_load_ctx c = {ds, tok, o, {0}};
+    long lines;
+    int rc = hy_jsonl_each(path, sft_load_line, &c, &lines);
+    free(c.s.ids);
+    free(c.s.mask);
     if (!rc && lines == 0) rc = hy_fail("%s: empty input (no JSON lines)", path);
     if (!rc && ds->n == 0)
         rc = hy_fail("%s: no sequence has a token to train on (%d lines without targets: one-token sequences, "

@@ -9,49 +9,17 @@
 
 static int seq_len(const hy_dataset *ds, int s) { return (int)(ds->start[s + 1] - ds->start[s]); }
 
-static void mb_reset(hy_micro_batch *mb) {
-    mb->T = mb->n_docs = mb->n_targets = 0;
-    if (!mb->cu_seqlens) {
-        mb->cap_docs = 16;
-        mb->cu_seqlens = hy_malloc(sizeof *mb->cu_seqlens * (size_t)(mb->cap_docs + 1));
-        mb->doc_targets = hy_malloc(sizeof *mb->doc_targets * (size_t)mb->cap_docs);
-    }
-    mb->cu_seqlens[0] = 0;
-}
 
-// Appends sequence s of ds as the next document of micro-batch i.
+// Appends sequence s of ds as the next document of micro-batch i, remembering which sequence it is.
 static void mb_append(hy_unit_batch *ub, int i, const hy_dataset *ds, int s) {
     hy_micro_batch *mb = &ub->sb.mb[i];
-    const int64_t s0 = ds->start[s];
-    const int n = seq_len(ds, s);
-    if (mb->T + n > mb->cap_T) {
-        mb->cap_T = 2 * (mb->T + n);
-        mb->tokens = hy_realloc(mb->tokens, sizeof *mb->tokens * (size_t)mb->cap_T);
-        mb->targets = hy_realloc(mb->targets, sizeof *mb->targets * (size_t)mb->cap_T);
-    }
-    if (mb->n_docs + 1 > mb->cap_docs) {
-        mb->cap_docs *= 2;
-        mb->cu_seqlens = hy_realloc(mb->cu_seqlens, sizeof *mb->cu_seqlens * (size_t)(mb->cap_docs + 1));
-        mb->doc_targets = hy_realloc(mb->doc_targets, sizeof *mb->doc_targets * (size_t)mb->cap_docs);
-    }
     if (mb->n_docs + 1 > ub->doc_seq_cap[i]) {
         ub->doc_seq_cap[i] = 2 * (mb->n_docs + 1);
         ub->doc_seq[i] = hy_realloc(ub->doc_seq[i], sizeof **ub->doc_seq * (size_t)ub->doc_seq_cap[i]);
     }
-    int32_t *tok = mb->tokens + mb->T, *tgt = mb->targets + mb->T;
-    memcpy(tok, ds->tokens + s0, sizeof *tok * (size_t)n);
-    int count = 0;
-    for (int k = 0; k < n; k++) {
-        const int trained = k + 1 < n && ds->mask[s0 + k + 1];
-        tgt[k] = trained ? tok[k + 1] : -1;
-        count += trained;
-    }
     ub->doc_seq[i][mb->n_docs] = s;
-    mb->doc_targets[mb->n_docs] = count;
-    mb->n_targets += count;
-    mb->T += n;
-    mb->cu_seqlens[++mb->n_docs] = mb->T;
-    ub->sb.tokens += n;
+    const int count = hy_micro_batch_append(mb, ds, s);
+    ub->sb.tokens += seq_len(ds, s);
     ub->sb.targets += count;
     ub->sb.sequences++;
 }
@@ -70,7 +38,7 @@ static int open_micro_batch(hy_unit_batch *ub) {
         }
         sb->cap = ub->cap = cap;
     }
-    mb_reset(&sb->mb[sb->n]);
+    hy_micro_batch_reset(&sb->mb[sb->n]);
     return sb->n++;
 }
 
