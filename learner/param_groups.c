@@ -99,11 +99,14 @@ int hy_param_groups_build(hy_param_groups *g, const hy_param_table *t, const cha
     for (int i = 0; i < t->n; i++) {
         const hy_param_spec *s = &t->specs[i];
         const int decay = !hy_param_groups_excludes(s, no_decay);
+        // The ranges tile the arena: the zero gaps that align each tensor (params.c) go to the range
+        // that follows them, where AdamW leaves them zero whatever the decay.
         hy_param_range *last = g->n_ranges ? &g->ranges[g->n_ranges - 1] : NULL;
-        if (last && last->decay == decay && last->offset + last->n == s->offset)
-            last->n += s->numel;
+        const size_t start = last ? last->offset + last->n : 0, end = s->offset + s->numel;
+        if (last && last->decay == decay)
+            last->n = end - last->offset;
         else
-            g->ranges[g->n_ranges++] = (hy_param_range){s->offset, s->numel, decay};
+            g->ranges[g->n_ranges++] = (hy_param_range){start, end - start, decay};
         *(decay ? &g->n_decay : &g->n_no_decay) += s->numel;
     }
     return 0;

@@ -6,8 +6,9 @@
 // name ("layers.0." excludes a layer). "none" or an empty list decays everything, as
 // torch.optim.AdamW(model.parameters()) does. A substring that matches no parameter is an error
 // (a typo would otherwise silently decay what it meant to exclude); kinds may match nothing (this
-// model has no biases). Rows are contiguous in the arena, so a group list is a few ranges of
-// (offset, count, decay), and one AdamW call per range updates everything.
+// model has no biases). Rows follow each other in the arena (the zero gaps that align them go to
+// the next range), so a group list is a few ranges of (offset, count, decay) tiling the arena, and
+// one AdamW call per range updates everything.
 #ifndef HY_PARAM_GROUPS_H
 #define HY_PARAM_GROUPS_H
 

@@ -162,7 +162,7 @@ static void test_groups(void) {
         CHECK(g.ranges[i].offset == covered, "ranges are contiguous");
         covered += g.ranges[i].n;
     }
-    CHECK(covered == m.table.total && g.n_decay + g.n_no_decay == m.table.total, "ranges cover the arena");
+    CHECK(covered == m.table.total && g.n_decay + g.n_no_decay == m.table.n_params, "ranges cover the arena");
     int wrong = 0, n_excluded = 0;
     for (int i = 0; i < m.table.n; i++) {
         const hy_param_spec *s = &m.table.specs[i];
