@@ -40,12 +40,12 @@ static arg_command command = {
 
 static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, const char *yaml) {
     train_session ts;
-    if (train_session_open(&ts, a, model_dir, loop, yaml)) return -1;
+    if (train_session_open(&ts, a, "dpo", model_dir, loop, yaml)) return -1;
     const hy_dpo_data_options o = {(int)arg_int(a, "max-seq-len"), loop->micro_tokens, ts.m.cfg.vocab_size};
     hy_dpo_data d;
     int rc = hy_dpo_data_load(&d, arg_str(a, "data"), ts.tok, &o);
     if (rc) {
-        train_session_close(&ts);
+        train_session_close(&ts, rc);
         return -1;
     }
     loss_dpo_opts lo;
@@ -70,7 +70,7 @@ static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, co
     }
     free(ref);
     hy_dpo_data_free(&d);
-    train_session_close(&ts);
+    train_session_close(&ts, rc);
     return rc;
 }
 

@@ -68,12 +68,12 @@ static void options_from_args(const arg_values *a, const hy_rl_data *d, hy_rl_op
 
 static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, const char *yaml) {
     train_session ts;
-    if (train_session_open(&ts, a, model_dir, loop, yaml)) return -1;
+    if (train_session_open(&ts, a, "rl", model_dir, loop, yaml)) return -1;
     const hy_rl_data_options o = {(int)arg_int(a, "max-seq-len"), loop->micro_tokens, ts.m.cfg.vocab_size};
     hy_rl_data d;
     int rc = hy_rl_data_load(&d, arg_str(a, "data"), &o);
     if (rc) {
-        train_session_close(&ts);
+        train_session_close(&ts, rc);
         return -1;
     }
     hy_rl_options ro;
@@ -102,7 +102,7 @@ static int run(const arg_values *a, hy_sft_loop *loop, const char *model_dir, co
     }
     free(ref);
     hy_rl_data_free(&d);
-    train_session_close(&ts);
+    train_session_close(&ts, rc);
     return rc;
 }
 

@@ -13,7 +13,9 @@
 //
 // The loop itself is learner/sft_loop.h. --save-every writes checkpoints to --save-dir; the final
 // state always goes to --out, which is itself a checkpoint that --resume accepts
-// (learner/train_state.h).
+// (learner/train_state.h). With --store, the session records the run in the run store through the
+// loop's sink (common/run_store.h): the store is checked before the model loads, and once training
+// runs, a failing store costs a warning, never the run.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,12 @@ const arg_spec train_common_specs[] = {
      "the GPU's dense bf16 peak in TFLOP/s, for the MFU column on CUDA (989 = H100 SXM)", 0, 1e6},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
     {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
+    {"store", ARG_STR, NULL,
+     "run store (SQLite, created if missing) to record the run in: recipe, metrics per step, checkpoints "
+     "(docs/run-store.md); none by default",
+     0, 0},
+    {"run-name", ARG_STR, NULL, "the run's name in the store (default: COMMAND-BASENAME of --out, e.g. sft-tiny-sft)",
+     0, 0},
 };
 const int train_common_n = sizeof train_common_specs / sizeof *train_common_specs;
 
@@ -186,14 +194,114 @@ void train_loop_from_args(const arg_values *a, hy_sft_loop *l) {
     l->progress = stderr;
 }
 
-int train_session_open(train_session *s, const arg_values *a, const char *model_dir, hy_sft_loop *loop,
-                       const char *config_yaml) {
+// ---- the run store (--store) ----
+
+// Metrics stored under the report's standard name (run_store.h) rather than their JSON name.
+static const struct {
+    const char *json, *store;
+} store_renames[] = {
+    {"reward_accuracy", RUN_METRIC_ACCURACY},
+};
+
+static void store_warn(train_session *s) {
+    fprintf(stderr, "hybrid %s: warning: run store: %s; training goes on, the rest of this run is not stored\n",
+            s->kind, hy_last_error());
+    s->store_broken = 1;
+}
+
+// One transaction per step. RL's two clip fractions (disjoint shares of the same tokens) also go in
+// summed, as the report's clip_fraction.
+static void store_step(void *ctx, long step, const hy_step_metrics *m) {
+    train_session *s = ctx;
+    if (s->store_broken) return;
+    const char *names[HY_STEP_METRICS_MAX + 1];
+    double values[HY_STEP_METRICS_MAX + 1], clip = 0;
+    int n = 0, n_clip = 0;
+    for (int i = 0; i < m->n; i++) {
+        names[n] = m->names[i];
+        for (size_t r = 0; r < sizeof store_renames / sizeof *store_renames; r++)
+            if (!strcmp(names[n], store_renames[r].json)) names[n] = store_renames[r].store;
+        if (!strcmp(names[n], "clip_low_frac") || !strcmp(names[n], "clip_high_frac")) {
+            clip += m->values[i];
+            n_clip++;
+        }
+        values[n++] = m->values[i];
+    }
+    if (n_clip == 2) {
+        names[n] = RUN_METRIC_CLIP_FRACTION;
+        values[n++] = clip;
+    }
+    if (run_store_metrics_log(s->store, s->run_id, step, n, names, values)) store_warn(s);
+}
+
+static void store_checkpoint(void *ctx, long step, const char *dir) {
+    train_session *s = ctx;
+    if (!s->store_broken && run_store_checkpoint_add(s->store, s->run_id, step, dir)) store_warn(s);
+}
+
+// --run-name, else KIND-BASENAME(--out).
+static void store_run_name(const arg_values *a, const char *kind, char *buf, size_t n) {
+    if (arg_str(a, "run-name")) {
+        snprintf(buf, n, "%s", arg_str(a, "run-name"));
+        return;
+    }
+    const char *out = arg_str(a, "out");
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && out[start - 1] != '/') start--;
+    snprintf(buf, n, "%s-%.*s", kind, (int)(len - start), out + start);
+}
+
+// With --resume: the newest run of this name and kind, if there is one (*found).
+static int store_run_continued(train_session *s, const char *name, int *found) {
+    *found = 0;
+    int64_t id;
+    if (run_store_run_find(s->store, name, &id)) return 0;  // no such run: a new one
+    run_store_run r;
+    if (run_store_run_get(s->store, id, &r)) return -1;
+    if (!strcmp(r.name, name) && !strcmp(r.kind, s->kind)) {
+        s->run_id = id;
+        *found = 1;
+    }
+    run_store_run_free(&r);
+    return 0;
+}
+
+static int store_run_start(train_session *s, const arg_values *a, const char *model_dir, const char *yaml) {
+    char name[1024];
+    store_run_name(a, s->kind, name, sizeof name);
+    int found = 0;
+    if (arg_str(a, "resume") && store_run_continued(s, name, &found)) return -1;
+    if (!found) {
+        const char *model = arg_str(a, "model") ? arg_str(a, "model") : model_dir;
+        const run_store_run_info info = {name, s->kind, yaml, model, NULL};
+        if (run_store_run_begin(s->store, &info, &s->run_id)) return -1;
+    }
+    fprintf(stderr, "hybrid %s: %s run %lld '%s' in the run store %s\n", s->kind, found ? "continuing" : "recording",
+            (long long)s->run_id, name, run_store_path(s->store));
+    s->sink = (hy_train_sink){store_step, store_checkpoint, s};
+    return 0;
+}
+
+int train_session_open(train_session *s, const arg_values *a, const char *kind, const char *model_dir,
+                       hy_sft_loop *loop, const char *config_yaml) {
     memset(s, 0, sizeof *s);
+    s->kind = kind;
     if (hy_atomic_dir_check_replaceable(loop->out, hy_checkpoint_files)) return -1;
-    if (loop->save_dir && loop->save_every > 0 && hy_mkdir_p(loop->save_dir)) return -1;
-    if (cli_load_model(model_dir, arg_str(a, "tokenizer"), arg_str(a, "device"), &s->m, &s->tok)) return -1;
+    if (arg_str(a, "store") && run_store_open(arg_str(a, "store"), RUN_STORE_CREATE, &s->store))
+        return hy_fail_prefix("--store");
+    if (loop->save_dir && loop->save_every > 0 && hy_mkdir_p(loop->save_dir)) {
+        run_store_close(s->store);
+        return -1;
+    }
+    if (cli_load_model(model_dir, arg_str(a, "tokenizer"), arg_str(a, "device"), &s->m, &s->tok)) {
+        run_store_close(s->store);
+        return -1;
+    }
     if (hy_param_groups_build(&s->groups, &s->m.table, arg_str(a, "no-decay"))) {
         cli_unload_model(&s->m, s->tok);
+        run_store_close(s->store);
         return -1;
     }
     adamw_params hp = {loop->schedule.peak, arg_float(a, "beta1"), arg_float(a, "beta2"), arg_float(a, "eps"),
@@ -206,10 +314,20 @@ int train_session_open(train_session *s, const arg_values *a, const char *model_
     loop->tokenizer_path = tok_file ? s->tokenizer_path : NULL;
     loop->config_yaml = config_yaml;
     loop->peak_tflops = s->m.be->device == HY_DEVICE_CUDA ? arg_float(a, "peak-tflops") : 0.0;
+    if (s->store) {
+        if (store_run_start(s, a, model_dir, config_yaml)) {
+            train_session_close(s, 0);
+            return hy_fail_prefix("--store");
+        }
+        loop->sink = &s->sink;
+    }
     return 0;
 }
 
-void train_session_close(train_session *s) {
+void train_session_close(train_session *s, int rc) {
+    if (s->store && s->sink.step && run_store_run_end(s->store, s->run_id, rc ? "failed" : "done"))
+        fprintf(stderr, "hybrid %s: warning: run store: %s\n", s->kind, hy_last_error());
+    run_store_close(s->store);
     hy_trainer_free(&s->t);
     hy_param_groups_free(&s->groups);
     cli_unload_model(&s->m, s->tok);
@@ -277,7 +395,7 @@ int train_reference_logprobs(const arg_values *a, train_session *s, const hy_dat
 // Everything after the configuration: load, validate, train, save. Returns 0 / −1 (hy_fail).
 static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
     train_session ts;
-    if (train_session_open(&ts, a, c->model_dir, &c->loop, config_yaml)) return -1;
+    if (train_session_open(&ts, a, "sft", c->model_dir, &c->loop, config_yaml)) return -1;
     hy_sft_data_options opts = c->data_opts;
     opts.vocab = ts.m.cfg.vocab_size;
     hy_dataset ds;
@@ -291,7 +409,7 @@ static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
         rc = hy_sft_loop_run(&c->loop, &ts.t, &ds);
         hy_dataset_free(&ds);
     }
-    train_session_close(&ts);
+    train_session_close(&ts, rc);
     return rc;
 }
 

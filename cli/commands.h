@@ -14,6 +14,7 @@ int cmd_report(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 
 // ---- shared by the training commands (sft, dpo, rl); defined in cmd_sft.c ----
+#include "../common/run_store.h"
 #include "../learner/param_groups.h"
 #include "../learner/sft_data.h"
 #include "../learner/sft_loop.h"
@@ -21,7 +22,7 @@ int cmd_runs(int argc, char **argv);
 #include "../model/tokenizer.h"
 #include "args.h"
 
-extern const arg_spec train_common_specs[];  // model, data, out, recipe, set, resume, steps, optimizer, ...
+extern const arg_spec train_common_specs[];  // model, data, out, recipe, set, resume, steps, optimizer, store, ...
 extern const int train_common_n;
 extern const char *const train_not_in_recipe[];  // recipe, set, resume
 // buf (ARGS_MAX) = the common options (batch-size's help replaced when batch_help is given), then own.
@@ -37,17 +38,28 @@ typedef int (*train_run_fn)(const arg_values *a, hy_sft_loop *loop, const char *
 int train_command_main(const arg_command *cmd, int argc, char **argv, train_run_fn run);
 
 // The model, tokenizer, weight-decay groups and trainer of a run: --out checked replaceable,
-// --save-dir created, loop's tokenizer_path, config_yaml and peak_tflops filled. 0 / −1.
+// --save-dir created, loop's tokenizer_path, config_yaml, peak_tflops and sink filled. With
+// --store, the run is recorded there as kind ("sft", "dpo", "rl"; also the messages' prefix): the
+// store is opened before the model loads (a bad store fails here), the run begun — or, with
+// --resume, the newest run of the same --run-name and kind continued — once it has loaded; then
+// every step's metrics and every checkpoint go to it. A store write that fails later is a warning
+// and the rest of the run is not stored; training goes on. 0 / −1.
 typedef struct {
     hy_model m;
     hy_tokenizer *tok;
     hy_param_groups groups;
     hy_trainer t;
     char tokenizer_path[4096];
+    const char *kind;
+    run_store *store;  // NULL = no --store
+    int64_t run_id;
+    int store_broken;  // a write failed: warned once, nothing more is written
+    hy_train_sink sink;
 } train_session;
-int train_session_open(train_session *s, const arg_values *a, const char *model_dir, hy_sft_loop *loop,
-                       const char *config_yaml);
-void train_session_close(train_session *s);
+int train_session_open(train_session *s, const arg_values *a, const char *kind, const char *model_dir,
+                       hy_sft_loop *loop, const char *config_yaml);
+// rc: the run's result (0 = done, else failed), recorded in the store.
+void train_session_close(train_session *s, int rc);
 // Reference logprobs per token of ds (learner/ref_logprobs.h) for a run: the reference is
 // --ref-model, else --model (the starting weights: s->m itself unless resuming); cached under
 // --ref-cache, else OUT.ref-cache. settings goes into the cache key. out (ds->total). 0 / −1.

@@ -34,19 +34,8 @@ static void record_order(hy_train_state *st, const hy_data_order *order) {
     st->position = order->pos;
 }
 
-// train_log's JSON line with the task's extra members before its closing brace.
-static void log_step(hy_train_log *log, const hy_sft_loop *c, long s, double lr, const hy_step_stats *stats,
-                     long skipped, const char *extra) {
-    char *line = NULL;
-    size_t len = 0;
-    FILE *mem = extra[0] ? open_memstream(&line, &len) : NULL;
-    hy_train_log_step(log, mem ? mem : c->metrics, c->progress, s, lr, stats, skipped);
-    if (!mem) return;
-    fclose(mem);
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '}')) len--;
-    fprintf(c->metrics, "%.*s%s}\n", (int)len, line, extra);
-    fflush(c->metrics);
-    free(line);
+static void checkpoint_saved(const hy_sft_loop *c, long s, const char *dir) {
+    if (c->sink && c->sink->checkpoint) c->sink->checkpoint(c->sink->ctx, s, dir);
 }
 
 int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *task) {
@@ -65,7 +54,8 @@ int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *t
     hy_model *m = t->model;
     int *idx = hy_malloc(sizeof *idx * (size_t)(task->n_units > 0 ? task->n_units : 1));
     hy_train_log log;
-    hy_train_log_init(&log, c->steps, st.step + 1, m->table.total, c->peak_tflops);
+    hy_step_metrics metrics;
+    hy_train_log_init(&log, c->steps, st.step + 1, m->table.n_params, c->peak_tflops);
     int rc = 0;
     for (long s = st.step + 1; s <= c->steps && !rc; s++) {
         const int k = hy_data_order_next(&order, c->batch_size, idx);
@@ -77,15 +67,21 @@ int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *t
         st.skipped = t->skipped;
         st.tokens_seen += stats.tokens;
         record_order(&st, &order);
-        log_step(&log, c, s, lr, &stats, t->skipped, extra);
+        rc = hy_train_log_task_step(&log, c->metrics, c->progress, s, lr, &stats, t->skipped, extra, &metrics);
+        if (rc) break;
+        if (c->sink && c->sink->step) c->sink->step(c->sink->ctx, s, &metrics);
         if (c->save_every > 0 && s % c->save_every == 0 && s < c->steps) {
             char dir[4200];
             snprintf(dir, sizeof dir, "%s/step-%06ld", c->save_dir, s);
             rc = hy_checkpoint_save(dir, m, t, &st, c->config_yaml, c->tokenizer_path);
-            if (!rc) fprintf(c->progress, "hybrid: checkpoint %s\n", dir);
+            if (!rc) {
+                fprintf(c->progress, "hybrid: checkpoint %s\n", dir);
+                checkpoint_saved(c, s, dir);
+            }
         }
     }
     if (!rc) rc = hy_checkpoint_save(c->out, m, t, &st, c->config_yaml, c->tokenizer_path);
+    if (!rc) checkpoint_saved(c, st.step, c->out);
     if (!rc)
         fprintf(c->progress, "hybrid: wrote %s (step %ld, %ld skipped, %ld tokens)\n", c->out, st.step, st.skipped,
                 st.tokens_seen);
