@@ -23,17 +23,9 @@ void hy_env_print_help(FILE *out) {
 
 int hy_env_new(hy_env **out, const char *name, const char *params) {
     *out = NULL;
-    const hy_env_kind *kind = NULL;
-    for (int i = 0; i < n_kinds; i++)
-        if (!strcmp(kinds[i]->name, name)) kind = kinds[i];
-    if (!kind) {
-        hy_strbuf known;
-        hy_strbuf_init(&known);
-        for (int i = 0; i < n_kinds; i++) hy_strbuf_addf(&known, "%s%s", i ? ", " : "", kinds[i]->name);
-        hy_fail("unknown environment '%s' (known: %s)", name, known.s);
-        hy_strbuf_free(&known);
-        return -1;
-    }
+    const int which = hy_registry_find("environment", name, n_kinds, hy_env_kind_name);
+    if (which < 0) return -1;
+    const hy_env_kind *kind = kinds[which];
     hy_env *e = hy_calloc(1, sizeof *e);
     e->kind = kind;
     hy_strbuf owner;

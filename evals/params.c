@@ -140,3 +140,14 @@ void hy_params_print_help(const hy_param_spec *spec, int n, FILE *out) {
                     spec[i].help);
     }
 }
+
+int hy_registry_find(const char *what, const char *name, int n, const char *(*name_at)(int)) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(name_at(i), name)) return i;
+    hy_strbuf known;
+    hy_strbuf_init(&known);
+    for (int i = 0; i < n; i++) hy_strbuf_addf(&known, "%s%s", i ? ", " : "", name_at(i));
+    hy_fail("unknown %s '%s' (known: %s)", what, name, known.s);
+    hy_strbuf_free(&known);
+    return -1;
+}

@@ -45,4 +45,9 @@ json_t *hy_params_to_json(const hy_params *p);
 // One line per parameter: name, type, default, range, help.
 void hy_params_print_help(const hy_param_spec *spec, int n, FILE *out);
 
+// The index of the registry entry called name among n (name_at(i) gives the i-th name), or −1
+// with "unknown <what> '<name>' (known: a, b, ...)": the lookup the task and environment
+// registries share.
+int hy_registry_find(const char *what, const char *name, int n, const char *(*name_at)(int));
+
 #endif

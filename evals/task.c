@@ -25,17 +25,9 @@ void hy_task_print_help(FILE *out) {
 
 int hy_task_new(hy_task **out, const char *name, const char *params, uint64_t seed) {
     *out = NULL;
-    const hy_task_kind *kind = NULL;
-    for (int i = 0; i < n_kinds; i++)
-        if (!strcmp(kinds[i]->name, name)) kind = kinds[i];
-    if (!kind) {
-        hy_strbuf known;
-        hy_strbuf_init(&known);
-        for (int i = 0; i < n_kinds; i++) hy_strbuf_addf(&known, "%s%s", i ? ", " : "", kinds[i]->name);
-        hy_fail("unknown task '%s' (known: %s)", name, known.s);
-        hy_strbuf_free(&known);
-        return -1;
-    }
+    const int which = hy_registry_find("task", name, n_kinds, hy_task_kind_name);
+    if (which < 0) return -1;
+    const hy_task_kind *kind = kinds[which];
     hy_task *t = hy_calloc(1, sizeof *t);
     t->kind = kind;
     t->seed = seed;
