@@ -17,6 +17,7 @@
 #include "model/config.h"
 
 #include "common/hy_error.h"
+#include "model/tokenizer_bytes.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -501,6 +502,18 @@ int hy_config_preset(hy_config *cfg, const char *name) {
         preset_small_heads(&c);
         c.vocab_size = 100352;
         c.max_position_embeddings = 4096;
+    } else if (strcmp(name, "demo") == 0) {
+        // The tiny shapes with the byte-level tokenizer of tokenizer_bytes.h (`hybrid init` writes
+        // it): 260 tokens padded to 264 rows (a multiple of 8). Generation stops at <|endoftext|>
+        // or at <|im_end|>, the end of a ChatML turn.
+        preset_small_heads(&c);
+        c.vocab_size = (HY_BYTES_N_TOKENS + 7) / 8 * 8;
+        c.max_position_embeddings = 2048;
+        c.eos_token_ids[0] = HY_BYTES_ENDOFTEXT;
+        c.eos_token_ids[1] = HY_BYTES_IM_END;
+        c.n_eos = 2;
+        c.pad_token_id = HY_BYTES_PAD;
+        c.bos_token_id = -1;
     } else if (strcmp(name, "olmo-hybrid-7b") == 0) {
         // allenai/Olmo-Hybrid-7B as released: the HF defaults, NoPE, explicit GDN head sizes.
         c.num_key_value_heads = 30;
@@ -511,7 +524,7 @@ int hy_config_preset(hy_config *cfg, const char *name) {
         c.rope = false;
         c.rope_theta = 0.0f;
     } else {
-        return hy_fail("unknown model preset '%s' (known: tiny, tiny-dolma2, olmo-hybrid-7b)", name);
+        return hy_fail("unknown model preset '%s' (known: tiny, tiny-dolma2, olmo-hybrid-7b, demo)", name);
     }
     hy_config_derive_defaults(&c, 0);
     char src[64];
