@@ -12,6 +12,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
+int cmd_reward_server(int argc, char **argv);
 
 // ---- shared by the training commands (sft, dpo, rl); defined in cmd_sft.c ----
 #include "../common/run_store.h"

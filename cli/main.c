@@ -22,6 +22,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "benchmarks: kernels, rollout workloads, the learner step; each against ceilings and peers"},
     {"report", cmd_report, "one run of the run store as an HTML dashboard (inline SVG charts)"},
     {"runs", cmd_runs, "list the runs of the run store"},
+    {"reward-server", cmd_reward_server, "score reward requests from other processes over ZeroMQ with the built-in verifiers"},
 };
 
 static void usage(FILE *out) {
