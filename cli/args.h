@@ -20,7 +20,7 @@ typedef struct {
     double min, max;   // inclusive range for ARG_INT / ARG_FLOAT when min < max
 } arg_spec;
 
-enum { ARGS_MAX = 48 };
+enum { ARGS_MAX = 64 };
 
 typedef struct {
     const arg_spec *specs;

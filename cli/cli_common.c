@@ -11,6 +11,7 @@
 
 #include "../common/hy_error.h"
 #include "../common/jsonl.h"
+#include "../evals/task.h"
 #include "../model/chat_template.h"
 #include "device.h"
 
@@ -203,4 +204,54 @@ int cli_parse_id_list(const char *text, int32_t **ids, int *n) {
     *ids = out;
     *n = count;
     return 0;
+}
+
+// "2GiB", "512MiB", "1e9" (bytes) or "0.5" (≤ 1: a fraction of free memory).
+int cli_parse_memory(const char *text, size_t *bytes, double *fraction) {
+    char *end;
+    errno = 0;
+    const double v = strtod(text, &end);
+    if (errno || end == text || !(v > 0))
+        return hy_fail("--memory '%s': expected a positive size (2GiB, 512MiB) or a fraction in (0, 1]", text);
+    double scale = 1.0;
+    if (!strcmp(end, "KiB") || !strcmp(end, "K")) scale = 1024.0;
+    else if (!strcmp(end, "MiB") || !strcmp(end, "M")) scale = 1048576.0;
+    else if (!strcmp(end, "GiB") || !strcmp(end, "G")) scale = 1073741824.0;
+    else if (*end) return hy_fail("--memory '%s': unknown unit '%s' (use KiB, MiB or GiB)", text, end);
+    *bytes = 0;
+    *fraction = 0.0;
+    if (!*end && v <= 1.0)
+        *fraction = v;
+    else
+        *bytes = (size_t)(v * scale);
+    return 0;
+}
+
+static int is_task_kind(const char *name) {
+    for (int i = 0; i < hy_task_kind_count(); i++)
+        if (!strcmp(name, hy_task_kind_name(i))) return 1;
+    return 0;
+}
+
+// A task by name or file (see cli_common.h), else a JSONL file (a name ending in .jsonl, or any existing file).
+// label (what the summary and the store call it): the name with its parameters, or the file's
+// base name.
+int cli_open_task(const char *name, const char *params, uint64_t seed, hy_task **t, char *label, size_t n) {
+    if (params && !params[0]) params = NULL;
+    const size_t len = strlen(name);
+    struct stat sb;
+    if (is_task_kind(name) || !((len > 6 && !strcmp(name + len - 6, ".jsonl")) || stat(name, &sb) == 0)) {
+        snprintf(label, n, "%s%s%s", name, params ? ":" : "", params ? params : "");
+        return hy_task_new(t, name, params, seed);
+    }
+    const char *base = strrchr(name, '/');
+    snprintf(label, n, "%s", base ? base + 1 : name);
+    if (!params) return hy_task_open_jsonl(t, name, NULL);
+    // key=value text cannot carry a comma; without parameters, hy_task_open_jsonl takes any path
+    if (strchr(name, ',')) return hy_fail("--task %s: a path with a comma takes no --task-params", name);
+    char *text = hy_malloc(len + strlen(params) + 8);
+    sprintf(text, "path=%s,%s", name, params);
+    const int rc = hy_task_new(t, "jsonl", text, 0);
+    free(text);
+    return rc;
 }

@@ -37,4 +37,15 @@ long cli_for_each_sequence(const char *path, const hy_model *m, const hy_tokeniz
 // Parses "1,2,3" into ids.
 int cli_parse_id_list(const char *text, int32_t **ids, int *n);
 
+// An engine memory budget: "2GiB", "512MiB", "1e9" (bytes) or "0.5" (≤ 1: a fraction of free
+// memory); exactly one of *bytes, *fraction is non-zero. 0 / −1 (message names --memory).
+int cli_parse_memory(const char *text, size_t *bytes, double *fraction);
+
+// A task: a registered name (evals/task.h) with "key=value,..." params (NULL or "" = defaults) and
+// seed, else a JSONL file (a name ending in .jsonl, or any existing file; params then add to
+// path=...). label (n bytes): what summaries and the run store call it — the name with its
+// parameters, or the file's base name. 0 / −1.
+typedef struct hy_task hy_task;
+int cli_open_task(const char *name, const char *params, uint64_t seed, hy_task **t, char *label, size_t n);
+
 #endif

@@ -62,27 +62,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// "2GiB", "512MiB", "1e9" (bytes) or "0.5" (≤ 1: a fraction of free memory).
-static int parse_memory(const char *text, size_t *bytes, double *fraction) {
-    char *end;
-    errno = 0;
-    const double v = strtod(text, &end);
-    if (errno || end == text || !(v > 0))
-        return hy_fail("--memory '%s': expected a positive size (2GiB, 512MiB) or a fraction in (0, 1]", text);
-    double scale = 1.0;
-    if (!strcmp(end, "KiB") || !strcmp(end, "K")) scale = 1024.0;
-    else if (!strcmp(end, "MiB") || !strcmp(end, "M")) scale = 1048576.0;
-    else if (!strcmp(end, "GiB") || !strcmp(end, "G")) scale = 1073741824.0;
-    else if (*end) return hy_fail("--memory '%s': unknown unit '%s' (use KiB, MiB or GiB)", text, end);
-    *bytes = 0;
-    *fraction = 0.0;
-    if (!*end && v <= 1.0)
-        *fraction = v;
-    else
-        *bytes = (size_t)(v * scale);
-    return 0;
-}
-
 // The text of the generated ids. A model's embedding usually has more rows than its tokenizer
 // has tokens (OLMo: 100352 vs 100278); an untrained or random model can sample those padding ids.
 // They have no text, so they are left out of it (as HF's decode does), with a note; the ids
@@ -164,7 +143,7 @@ static int engine_for(const hy_model *m, const arg_values *a, const hy_tokenizer
                       hy_engine **e) {
     hy_engine_config c;
     hy_engine_config_default(&c);
-    if (parse_memory(arg_str(a, "memory"), &c.memory_bytes, &c.memory_fraction)) return -1;
+    if (cli_parse_memory(arg_str(a, "memory"), &c.memory_bytes, &c.memory_fraction)) return -1;
     c.max_seqs = (int)arg_int(a, "max-seqs");
     c.max_len = arg_given(a, "max-len") ? (int)arg_int(a, "max-len") : max_len;
     c.block_size = (int)arg_int(a, "block-size");

@@ -37,6 +37,7 @@
 // The options every training command takes (sft, dpo, rl): shared through commands.h.
 const arg_spec train_common_specs[] = {
     {"model", ARG_STR, NULL, "model directory to start from (not needed with --resume)", 0, 0},
+    {"kind", ARG_CHOICE, NULL, "{sft|dpo|rl}: the command a recipe is for (hybrid run RECIPE hands it over)", 0, 0},
     {"data", ARG_STR, NULL, "JSONL of {\"tokens\"[, \"mask\"]}, {\"text\"} or {\"messages\"} lines", 0, 0},
     {"out", ARG_STR, NULL, "where the final checkpoint goes (an HF model directory plus optimizer and data state)", 0,
      0},

@@ -5,9 +5,12 @@
 int cmd_init(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_rl(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -17,6 +17,9 @@ static const hy_param_spec params[] = {
     {"digits", HY_PARAM_INT, 3, 1, 30, NULL, "digits in every operand"},
     {"terms", HY_PARAM_INT, 2, 2, 8, NULL, "number of operands"},
     {"ops", HY_PARAM_STR, 0, 0, 0, "+-*", "operators to draw from, a subset of +-*"},
+    {"style", HY_PARAM_STR, 0, 0, 0, "sentence",
+     "prompt wording: sentence (Compute ... exactly. Put the final answer in \\boxed{}.) or terse (12+34=, for "
+     "small models that see every byte)"},
 };
 
 // One operand of exactly `digits` digits, as text and as a big integer.
@@ -77,6 +80,9 @@ static int arith_open(hy_task *t) {
     const char *ops = hy_params_str(&t->params, "ops");
     if (!*ops || strspn(ops, "+-*") != strlen(ops))
         return hy_fail("task arithmetic: parameter 'ops': \"%s\" must be a non-empty subset of \"+-*\"", ops);
+    const char *style = hy_params_str(&t->params, "style");
+    if (strcmp(style, "sentence") && strcmp(style, "terse"))
+        return hy_fail("task arithmetic: parameter 'style': \"%s\" must be sentence or terse", style);
     return 0;
 }
 
@@ -88,7 +94,13 @@ static int arith_sample(const hy_task *t, long index, hy_task_sample *s) {
                   hy_params_str(&t->params, "ops"), &expr, &value);
     hy_strbuf prompt;
     hy_strbuf_init(&prompt);
-    hy_strbuf_addf(&prompt, "Compute %s exactly. Put the final answer in \\boxed{}.", expr);
+    if (!strcmp(hy_params_str(&t->params, "style"), "terse")) {
+        for (const char *c = expr; *c; c++)
+            if (*c != ' ') hy_strbuf_addn(&prompt, c, 1);
+        hy_strbuf_addn(&prompt, "=", 1);
+    } else {
+        hy_strbuf_addf(&prompt, "Compute %s exactly. Put the final answer in \\boxed{}.", expr);
+    }
     json_t *extra = json_pack("{s:s}", "expression", expr);
     free(expr);
     hy_task_sample_fill(t, index, s, hy_strbuf_take(&prompt), value, "math", extra);

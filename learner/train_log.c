@@ -96,16 +96,19 @@ int hy_train_log_task_step(hy_train_log *l, FILE *metrics, FILE *progress, long 
     metric_add(out, "skipped", (double)skipped_total);
     if (extra && members_parse(out, extra)) return -1;
 
-    fprintf(metrics, "{\"step\": %ld", step);
-    for (int i = 0; i < out->n; i++) json_number(metrics, out->names[i], out->values[i]);
-    fprintf(metrics, "}\n");
-    fflush(metrics);
+    if (metrics) {
+        fprintf(metrics, "{\"step\": %ld", step);
+        for (int i = 0; i < out->n; i++) json_number(metrics, out->names[i], out->values[i]);
+        fprintf(metrics, "}\n");
+        fflush(metrics);
+    }
 
     l->tokens += st->tokens;
     const double elapsed = now_seconds() - l->t0;
     const long done = step - l->first_step + 1;
     const double tok_s = elapsed > 0 ? (double)l->tokens / elapsed : 0.0;
     metric_add(out, "tokens_per_s", tok_s);
+    if (!progress) return 0;  // the caller prints its own progress line
     char eta[32];
     format_duration(eta, sizeof eta, elapsed / (double)done * (double)(l->total_steps - step));
     fprintf(progress, "step %ld/%ld | loss %.4f | %.0f tok/s | lr %.3e | ETA %s", step, l->total_steps, st->loss,

@@ -46,7 +46,7 @@ typedef struct {
 void hy_train_log_init(hy_train_log *l, long total_steps, long first_step, size_t n_params, double peak_tflops);
 // Step s: builds out (train_log's fields, the task's extra members ", \"name\": number|null" ...,
 // then tokens_per_s), writes the JSON line (all but tokens_per_s) to metrics and the progress line
-// to progress. Returns 0, or −1 (hy_fail; nothing written) when extra is not such members.
+// to progress (either may be NULL: not written). Returns 0, or −1 (hy_fail; nothing written) when extra is not such members.
 int hy_train_log_task_step(hy_train_log *l, FILE *metrics, FILE *progress, long step, double lr,
                            const hy_step_stats *st, long skipped_total, const char *extra, hy_step_metrics *out);
 // The same without task members, for callers that need no pairs.
