@@ -46,14 +46,28 @@ int cli_copy_file(const char *from, const char *to) {
     return rc;
 }
 
+// "preset:NAME": the preset's shape with every weight zero, made in memory (no checkpoint to read).
+static int preset_model(const char *name, hy_model *m) {
+    hy_config cfg;
+    if (hy_config_preset(&cfg, name)) return -1;
+    memset(m, 0, sizeof *m);
+    m->cfg = cfg;
+    hy_param_table_build(&m->table, &cfg);
+    m->arena = hy_calloc(m->table.total, sizeof(float));
+    hy_model_attach(m, hy_cpu_backend());
+    return 0;
+}
+
 int cli_load_model(const char *dir, const char *tokenizer_arg, const char *device, hy_model *m, hy_tokenizer **tok) {
     *tok = NULL;
     if (!dir) return hy_fail("--model DIR is required");
     hy_backend *be;
     if (cli_device_open(device, &be)) return -1;
     char path[4096];
-    const char *tokenizer_path = cli_tokenizer_path(dir, tokenizer_arg, path, sizeof path);
-    if ((tokenizer_path && hy_tokenizer_load(tok, tokenizer_path)) || hy_model_load(m, dir)) {
+    const int is_preset = !strncmp(dir, "preset:", 7);
+    const char *tokenizer_path = is_preset ? tokenizer_arg : cli_tokenizer_path(dir, tokenizer_arg, path, sizeof path);
+    if ((tokenizer_path && hy_tokenizer_load(tok, tokenizer_path)) ||
+        (is_preset ? preset_model(dir + 7, m) : hy_model_load(m, dir))) {
         hy_tokenizer_free(*tok);
         *tok = NULL;
         cli_device_close(be);

@@ -11,7 +11,8 @@
 
 // Prints "hybrid <cmd>: error: <last error>" to stderr; returns 1 (the exit code).
 int cli_error(const char *cmd);
-// Loads DIR (config.json + safetensors) onto the backend named by device ("cpu", "cuda", "auto"
+// Loads DIR (config.json + safetensors; or "preset:NAME", the preset's shape with zero weights, for
+// processes that receive their weights: rollout workers, benchmarks) onto the backend named by device ("cpu", "cuda", "auto"
 // or NULL = auto) and a tokenizer: tokenizer_path if given, else DIR/tokenizer.json if it exists,
 // else none (*tok = NULL). cli_unload_model releases all three.
 int cli_load_model(const char *dir, const char *tokenizer_path, const char *device, hy_model *m, hy_tokenizer **tok);

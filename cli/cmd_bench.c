@@ -13,6 +13,7 @@
 
 int cmd_bench_rollout(int argc, char **argv);  // cmd_bench_rollout.c
 int cmd_bench_learner(int argc, char **argv);  // cmd_bench_learner.c
+int cmd_bench_sync(int argc, char **argv);     // cmd_bench_sync.c
 
 static const arg_spec specs[] = {
     {"peers", ARG_STR, NULL, "peer script to run in the same invocation (evals/bench/kernel_peers.py)", 0, 0},
@@ -28,12 +29,13 @@ static const arg_command command = {
 int cmd_bench(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "rollout")) return cmd_bench_rollout(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "learner")) return cmd_bench_learner(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "sync")) return cmd_bench_sync(argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "kernels")) {
         if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
             args_print_help(&command);
             return 0;
         }
-        fprintf(stderr, "hybrid bench: expected 'kernels' or 'rollout' or 'learner' (see hybrid bench --help)\n");
+        fprintf(stderr, "hybrid bench: expected 'kernels', 'rollout', 'learner' or 'sync' (see hybrid bench --help)\n");
         return 2;
     }
     arg_values a;

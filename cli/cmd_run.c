@@ -71,6 +71,8 @@ static const arg_spec specs[] = {
     {"eval-every", ARG_INT, "10", "evaluate every N RL steps (and before the first and after the last)", 0, 1e9},
     {"workers", ARG_INT, "0", "rollout worker processes; 0 = the engine runs in the learner (colocated)", 0, 256},
     {"bind", ARG_STR, "tcp://127.0.0.1:*", "endpoint workers connect to (non-loopback needs key-file)", 0, 0},
+    {"weight-sync", ARG_CHOICE, "zmq", "{zmq|nccl}: weight images over ZeroMQ, or an NCCL broadcast GPU to GPU", 0, 0},
+    {"worker-gpus", ARG_STR, NULL, "GPUs of the workers, e.g. \"1,2,3\" (CUDA_VISIBLE_DEVICES of worker i)", 0, 0},
     {"key-file", ARG_STR, NULL, "CURVE key pair of the learner (off loopback)", 0, 0},
     {"authorized-keys", ARG_STR, NULL, "CURVE public keys of the workers let in", 0, 0},
     {"save-every", ARG_INT, "0", "checkpoint every N RL steps (and after the last)", 0, 1e9},
@@ -282,6 +284,8 @@ static int make_source(run_ctx *r, const hy_online_config *c, hy_rollout_source 
     o.authorized_keys = arg_str(a, "authorized-keys");
     o.n_spawn = workers;
     o.spawn_argv = argv;
+    o.nccl = !strcmp(arg_str(a, "weight-sync"), "nccl");
+    o.worker_gpus = arg_str(a, "worker-gpus");
     if (hy_dispatch_new(remote, &r->m, &o, (uint64_t)r->start_step)) return -1;
     *src = hy_dispatch_iface(*remote);
     fprintf(stderr, "hybrid run: %d rollout workers on %s\n", workers, hy_dispatch_endpoint(*remote));

@@ -13,7 +13,7 @@
 static const arg_spec specs[] = {
     {"connect", ARG_STR, NULL, "the learner's endpoint (tcp://HOST:PORT or ipc://PATH)", 0, 0},
     {"name", ARG_STR, NULL, "this worker's name (its ZeroMQ routing id; unique per learner)", 0, 0},
-    {"model", ARG_STR, NULL, "model directory (its config; the weights come from the learner)", 0, 0},
+    {"model", ARG_STR, NULL, "model directory, or preset:NAME (its shape; the weights come from the learner)", 0, 0},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json for stop strings (default: the model directory's)", 0, 0},
     {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
     {"memory", ARG_STR, "0.5", "state pool budget: bytes (e.g. 2GiB, 512MiB) or a fraction of free memory", 0, 0},

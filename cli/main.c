@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../proto/nccl_ops.h"
 #include "commands.h"
 
 typedef struct {
@@ -34,7 +35,14 @@ static void usage(FILE *out) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].what);
 }
 
+#ifdef HY_HAVE_CUDA
+extern const hy_nccl_ops hy_nccl_cuda_ops;  // kernels/cuda/nccl_weights.cu
+#endif
+
 int main(int argc, char **argv) {
+#ifdef HY_HAVE_CUDA
+    hy_nccl_ops_set(&hy_nccl_cuda_ops);  // weight-sync nccl for run / worker / bench sync
+#endif
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "common/hy_error.h"
+#include "proto/nccl_ops.h"
 #include "proto/transport.h"
 #include "proto/weights.h"
 #include "rollout/request_table.h"
@@ -39,6 +40,9 @@ struct hy_dispatch {
     size_t image_size;
     uint64_t version, checksum;
     hy_dispatch_stats st;
+    hy_nccl *comm;                      // NCCL mode: the communicator (after the first broadcast)
+    char nccl_id[HY_NCCL_ID_HEX + 1];
+    char failed[512];                   // NCCL mode: why the run cannot go on ("" = it can)
     double last_pump;  // when pump last ran: the time between pumps is not a worker's silence
 };
 
@@ -55,6 +59,7 @@ void hy_dispatch_options_default(hy_dispatch_options *o) {
     o->worker_timeout_s = 30;
     o->max_restarts = 3;
     o->hwm = 256;
+    o->join_timeout_s = 600;
 }
 
 static int spawn(hy_dispatch *d, remote_worker *w) {
@@ -76,6 +81,16 @@ static int spawn(hy_dispatch *d, remote_worker *w) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);  // a killed learner takes its workers with it
         if (getppid() != parent) _exit(1);
         dup2(2, 1);  // the learner's stdout carries metrics lines only
+        if (d->o.worker_gpus && d->o.worker_gpus[0]) {  // entry (worker index mod count) of the list
+            char gpu[32] = "";
+            const char *p = d->o.worker_gpus;
+            int count = 1;
+            for (const char *q = p; *q; q++) count += *q == ',';
+            for (int k = (int)(w - d->w) % count; k > 0; k--) p = strchr(p, ',') + 1;
+            const size_t len = strcspn(p, ",");
+            snprintf(gpu, sizeof gpu, "%.*s", (int)(len < sizeof gpu ? len : sizeof gpu - 1), p);
+            setenv("CUDA_VISIBLE_DEVICES", gpu, 1);
+        }
         execv(argv[0], (char *const *)argv);
         fprintf(stderr, "worker %s: exec %s: %s\n", w->name, argv[0], strerror(errno));
         _exit(127);
@@ -88,6 +103,11 @@ static int spawn(hy_dispatch *d, remote_worker *w) {
 }
 
 static int make_image(hy_dispatch *d, uint64_t version) {
+    if (d->o.nccl) {  // no image: the checksum of the device parameters the broadcast sends
+        d->version = version;
+        d->checksum = hy_nccl_ops_get()->checksum(d->m->dev, d->m->table.total);
+        return 0;
+    }
     hy_model_sync_to_host(d->m);
     free(d->image);
     hy_weights_image(d->m, d->m->arena, version, &d->image, &d->image_size);
@@ -98,10 +118,16 @@ static int make_image(hy_dispatch *d, uint64_t version) {
 
 static void send_notice(hy_dispatch *d, remote_worker *w) {
     proto_msg msg = {.type = PROTO_WEIGHT_NOTICE};
-    msg.u.weight_notice = (proto_weight_notice){d->version, d->checksum, PROTO_WEIGHTS_ZMQ, d->wendpoint};
+    char where[HY_NCCL_ID_HEX + 64];
+    if (d->o.nccl) snprintf(where, sizeof where, "%s:%d:%d", d->nccl_id, (int)(w - d->w) + 1, d->o.n_spawn + 1);
+    msg.u.weight_notice = (proto_weight_notice){d->version, d->checksum, d->o.nccl ? PROTO_WEIGHTS_NCCL : PROTO_WEIGHTS_ZMQ,
+                                                d->o.nccl ? where : d->wendpoint};
     if (proto_socket_send(d->sock, w->name, &msg, 5000))
         fprintf(stderr, "hybrid: weight notice to %s not sent: %s\n", w->name, hy_last_error());
 }
+
+static int wait_all_joined(hy_dispatch *d);
+static int dispatch_publish(void *ctx, uint64_t version, double *sync_s);
 
 int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o, uint64_t start_version) {
     hy_dispatch *d = hy_calloc(1, sizeof *d);
@@ -121,6 +147,17 @@ int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o
     }
     snprintf(d->endpoint, sizeof d->endpoint, "%s", proto_socket_endpoint(d->sock));
     snprintf(d->wendpoint, sizeof d->wendpoint, "%s", proto_socket_endpoint(d->wsock));
+    if (o->nccl) {
+        const char *why = !hy_nccl_ops_get()               ? "this build has no CUDA (NCCL)"
+                          : m->be->device != HY_DEVICE_CUDA ? "the learner's model is not on a GPU (--device cuda)"
+                          : o->n_spawn < 1                  ? "it needs workers started here (workers ≥ 1)"
+                                                            : NULL;
+        if (why || hy_nccl_ops_get()->unique_id(d->nccl_id)) {
+            if (why) hy_fail("weight-sync nccl: %s", why);
+            hy_dispatch_destroy(d);
+            return -1;
+        }
+    }
     make_image(d, start_version);
     for (int i = 0; i < o->n_spawn; i++) {
         d->w = hy_realloc(d->w, sizeof *d->w * (size_t)(d->n_w + 1));
@@ -134,6 +171,15 @@ int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o
         }
     }
     *out = d;
+    if (o->nccl) {  // every rank must be there for the first broadcast
+        double sync_s;
+        if (wait_all_joined(d) || dispatch_publish(d, start_version, &sync_s)) {
+            hy_dispatch_destroy(d);
+            *out = NULL;
+            return -1;
+        }
+        fprintf(stderr, "hybrid: NCCL weight sync with %d workers: first broadcast %.3f s\n", o->n_spawn, sync_s);
+    }
     return 0;
 }
 
@@ -146,6 +192,11 @@ static remote_worker *find_worker(hy_dispatch *d, const char *name) {
 // Its requests go back to the queue; a worker started here is started again.
 static void lose_worker(hy_dispatch *d, remote_worker *w, const char *why, int reaped) {
     const int idx = (int)(w - d->w);
+    if (d->o.nccl && !d->failed[0])
+        snprintf(d->failed, sizeof d->failed,
+                 "rollout worker %s lost (%s): an NCCL communicator cannot go on without a rank; restart the run "
+                 "(it resumes from its last checkpoint)",
+                 w->name, why);
     fprintf(stderr, "hybrid: rollout worker %s lost (%s); its requests go to other workers\n", w->name, why);
     d->st.workers_lost++;
     w->alive = 0;
@@ -157,7 +208,7 @@ static void lose_worker(hy_dispatch *d, remote_worker *w, const char *why, int r
         waitpid(w->pid, NULL, 0);
     }
     w->pid = 0;
-    if (w->spawned) {
+    if (w->spawned && !d->o.nccl) {
         if (w->restarts < d->o.max_restarts) {
             w->restarts++;
             d->st.restarts++;
@@ -255,7 +306,7 @@ static void on_message(hy_dispatch *d, proto_msg *msg, const char *peer) {
     if (!w->alive) {
         w->alive = 1;
         fprintf(stderr, "hybrid: rollout worker %s joined\n", w->name);
-        send_notice(d, w);
+        if (!d->o.nccl) send_notice(d, w);  // NCCL: every rank gets the notice of each broadcast
     }
     if (msg->type == PROTO_HEARTBEAT) {
         w->version = msg->u.heartbeat.weight_version;
@@ -322,20 +373,58 @@ static int dispatch_collect(void *ctx, uint64_t request_id, proto_trajectory **o
     if (!hy_request_table_find(&d->table, request_id))
         return hy_fail("collect: request %llu was never submitted", (unsigned long long)request_id);
     while (!hy_request_table_take(&d->table, request_id, out, n)) {
+        if (d->failed[0]) return hy_fail("%s", d->failed);
         if (!any_worker_possible(d)) return hy_fail("no rollout worker left (every restart used)");
         if (pump(d, 100)) return -1;
     }
     return 0;
 }
 
+static int wait_all_joined(hy_dispatch *d) {
+    const double t0 = now_s();
+    for (;;) {
+        int alive = 0;
+        for (int i = 0; i < d->n_w; i++) alive += d->w[i].alive;
+        if (alive == d->o.n_spawn) return 0;
+        if (d->failed[0]) return hy_fail("%s", d->failed);
+        if (now_s() - t0 > d->o.join_timeout_s)
+            return hy_fail("weight-sync nccl: %d of %d workers joined within %.0f s", alive, d->o.n_spawn,
+                           d->o.join_timeout_s);
+        if (pump(d, 200)) return -1;
+    }
+}
+
 static int dispatch_publish(void *ctx, uint64_t version, double *sync_s) {
     hy_dispatch *d = ctx;
     const double t0 = now_s();
     make_image(d, version);
+    if (d->o.nccl && d->failed[0]) return hy_fail("%s", d->failed);
     for (int i = 0; i < d->n_w; i++)
         if (d->w[i].alive) send_notice(d, &d->w[i]);
+    if (d->o.nccl) {  // the workers join the broadcast when they read the notice
+        const hy_nccl_ops *ops = hy_nccl_ops_get();
+        if (!d->comm && ops->init(&d->comm, d->nccl_id, 0, d->o.n_spawn + 1)) return -1;
+        if (ops->broadcast(d->comm, d->m->dev, d->m->table.total)) return -1;
+    }
     *sync_s = now_s() - t0;
     return pump(d, 0);
+}
+
+int hy_dispatch_wait_version(hy_dispatch *d, uint64_t version, double timeout_s) {
+    const double t0 = now_s();
+    for (;;) {
+        int behind = 0, alive = 0;
+        for (int i = 0; i < d->n_w; i++) {
+            alive += d->w[i].alive;
+            behind += d->w[i].alive && d->w[i].version < version;
+        }
+        if (alive > 0 && behind == 0) return 0;
+        if (d->failed[0]) return hy_fail("%s", d->failed);
+        if (now_s() - t0 > timeout_s)
+            return hy_fail("%d of %d workers did not report weights version %llu within %.0f s", behind, alive,
+                           (unsigned long long)version, timeout_s);
+        if (pump(d, 5)) return -1;
+    }
 }
 
 static void dispatch_describe(void *ctx, char *buf, int n) {
@@ -384,6 +473,7 @@ void hy_dispatch_destroy(hy_dispatch *d) {
             nanosleep(&ts, NULL);
         }
     }
+    if (d->comm) hy_nccl_ops_get()->destroy(d->comm);
     proto_socket_destroy(d->sock);
     proto_socket_destroy(d->wsock);
     if (d->ctx) proto_ctx_destroy(d->ctx);

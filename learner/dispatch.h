@@ -10,7 +10,8 @@
 // here is started again (up to max_restarts). Trajectories are filed per (request, sample):
 // duplicates — a lost worker that comes back, a request sent twice — are dropped, so every sample is
 // delivered exactly once. A bad frame from any peer is logged and dropped. Weight images are built
-// once per version (proto/weights.h) and served to whoever asks.
+// once per version (proto/weights.h) and served to whoever asks; or, with nccl, broadcast from GPU
+// to GPU after a notice to every worker.
 #ifndef HY_LEARNER_DISPATCH_H
 #define HY_LEARNER_DISPATCH_H
 
@@ -27,6 +28,13 @@ typedef struct {
     double worker_timeout_s;     // default 30
     int max_restarts;            // per worker started here; default 3
     int hwm;                     // ZeroMQ high-water mark (messages per peer); default 256
+    // Weight sync: 0 = ZeroMQ weight images; 1 = NCCL broadcast from this process's GPU to the
+    // workers' (proto/nccl_ops.h): the n_spawn workers started here are ranks 1..n_spawn, the first
+    // weights go out once all have joined, and losing one ends the run (a communicator cannot go on
+    // without a rank).
+    int nccl;
+    const char *worker_gpus;     // "1,2,...": CUDA_VISIBLE_DEVICES of worker i = entry i mod count; NULL = inherit
+    double join_timeout_s;       // NCCL: how long to wait for every worker to join; default 600
 } hy_dispatch_options;
 
 void hy_dispatch_options_default(hy_dispatch_options *o);
@@ -39,6 +47,10 @@ int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o
 void hy_dispatch_destroy(hy_dispatch *d);
 hy_rollout_source hy_dispatch_iface(hy_dispatch *d);
 const char *hy_dispatch_endpoint(const hy_dispatch *d);
+
+// Pumps until every live worker reports weight version ≥ version in a heartbeat (workers send one
+// as soon as they have loaded new weights): the end-to-end sync latency. 0, or −1 on timeout.
+int hy_dispatch_wait_version(hy_dispatch *d, uint64_t version, double timeout_s);
 
 typedef struct {
     uint64_t trajectories, duplicates, unknown, bad_frames, resent, workers_lost, restarts;

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "common/hy_error.h"
+#include "proto/nccl_ops.h"
 #include "proto/transport.h"
 #include "proto/weights.h"
 #include "rollout/generator.h"
@@ -25,6 +26,7 @@ typedef struct {
     hy_generator *g;
     proto_ctx *ctx;
     proto_socket *sock, *wsock;  // to the learner; to its weight endpoint
+    hy_nccl *comm;               // NCCL weight sync: joined on the first NCCL notice
     char wendpoint[1024];
     int have_weights;
     proto_gen_request *waiting;  // requests received before the first weights
@@ -91,10 +93,38 @@ static int flush_outbox(worker *w) {
     return 0;
 }
 
+// NCCL: joins the communicator named by the notice (once), takes part in the broadcast into the
+// fp32 master parameters, rebuilds the matmul copy and checks the checksum.
+static int load_weights_nccl(worker *w, const proto_weight_notice *n) {
+    const hy_nccl_ops *ops = hy_nccl_ops_get();
+    hy_model *m = w->m;
+    if (!ops) return hy_fail("weight notice over NCCL, but this build has no CUDA");
+    if (m->be->device != HY_DEVICE_CUDA) return hy_fail("weight notice over NCCL, but the model is not on a GPU");
+    char id[HY_NCCL_ID_HEX + 1];
+    int rank = 0, nranks = 0;
+    if (sscanf(n->location, "%256[0-9a-f]:%d:%d", id, &rank, &nranks) != 3 || rank < 1 || rank >= nranks)
+        return hy_fail("weight notice: NCCL location '%.40s...' is not HEXID:RANK:NRANKS", n->location);
+    const double t0 = now_s();
+    if (!w->comm && ops->init(&w->comm, id, rank, nranks)) return -1;
+    if (ops->broadcast(w->comm, m->dev, m->table.total)) return -1;
+    m->be->params_to_matmul_view(m->be, m->mm, m->dev, m->table.total);
+    m->be->synchronize(m->be);
+    const uint64_t sum = ops->checksum(m->dev, m->table.total);
+    if (sum != n->checksum)  // the engine keeps the old version number: its tokens say what they ran on
+        return hy_fail("weights version %llu over NCCL: checksum %016llx, the learner's is %016llx",
+                       (unsigned long long)n->version, (unsigned long long)sum, (unsigned long long)n->checksum);
+    hy_generator_weights(w->g, n->version);
+    w->have_weights = 1;
+    fprintf(stderr, "worker %s: weights version %llu received over NCCL (rank %d of %d, checksum %016llx, %.3f s)\n",
+            w->o->name, (unsigned long long)n->version, rank, nranks, (unsigned long long)sum, now_s() - t0);
+    return 0;
+}
+
 // Fetches and loads the weights a notice announces.
 static int load_weights(worker *w, const proto_weight_notice *n) {
+    if (n->transport == PROTO_WEIGHTS_NCCL) return load_weights_nccl(w, n);
     if (n->transport != PROTO_WEIGHTS_ZMQ)
-        return hy_fail("weight notice for version %llu uses transport '%s'; this worker takes 'zmq'",
+        return hy_fail("weight notice for version %llu uses transport '%s'; this worker takes zmq and nccl",
                        (unsigned long long)n->version, proto_weight_transport_name(n->transport));
     if (!w->wsock || strcmp(w->wendpoint, n->location)) {
         proto_socket_destroy(w->wsock);
@@ -145,6 +175,8 @@ static void handle(worker *w, proto_msg *msg) {
     case PROTO_WEIGHT_NOTICE:
         if (load_weights(w, &msg->u.weight_notice))
             fprintf(stderr, "worker %s: weights not loaded: %s\n", w->o->name, hy_last_error());
+        else
+            send_heartbeat(w);  // tells the learner the new version is in use (sync latency)
         if (w->have_weights) {
             for (int i = 0; i < w->n_waiting; i++) {
                 hy_generator_submit(w->g, &w->waiting[i]);
@@ -241,6 +273,7 @@ done:
     proto_socket_destroy(w.wsock);
     proto_socket_destroy(w.sock);
     if (w.ctx) proto_ctx_destroy(w.ctx);
+    if (w.comm) hy_nccl_ops_get()->destroy(w.comm);
     hy_generator_destroy(w.g);
     hy_engine_destroy(w.e);
     return rc;
