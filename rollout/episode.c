@@ -11,9 +11,19 @@
 typedef struct {
     int64_t id;  // engine id of the sequence
     hy_env *env;
-    hy_gen_params p;  // each turn's parameters: held, the environment's stop strings
+    hy_gen_params p;  // each turn's parameters: held, the environment's stop strings; seed: the sample's
     int turns;
 } episode;
+
+// The RNG seed of turn t ≥ 1 of a sample whose first turn sampled with seed s (submit_n's p.seed + i):
+// hy_engine_append re-seeds the sequence, and samples that made the same tool call hold the same
+// state, so each sample's later turns need their own stream, and each turn another one (splitmix64).
+static uint64_t turn_seed(uint64_t s, int t) {
+    uint64_t z = s + 0x9E3779B97F4A7C15ull * (uint64_t)t;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
 
 struct hy_episodes {
     hy_engine *e;
@@ -89,7 +99,8 @@ int hy_episodes_start(hy_episodes *x, const proto_gen_request *r, int64_t *ids) 
             x->cap = x->cap ? 2 * x->cap : 16;
             x->ep = hy_realloc(x->ep, sizeof *x->ep * (size_t)x->cap);
         }
-        x->ep[x->n++] = (episode){ids[i], envs[i], p, 0};
+        x->ep[x->n] = (episode){ids[i], envs[i], p, 0};
+        x->ep[x->n++].p.seed = p.seed + i;  // what submit_n gave sample i's first turn
     }
     free(envs);
     return 0;
@@ -139,8 +150,16 @@ int hy_episodes_on_result(hy_episodes *x, const hy_result *res, int *n_turns) {
     int n = 0;
     rc = hy_tokenizer_encode(x->tok, sr.observation, strlen(sr.observation), &ids, &n);
     hy_env_step_result_free(&sr);
-    if (!rc && n > 0) rc = hy_engine_append(x->e, ep->id, ids, n, &ep->p);
+    // The engine's max_len bounds the whole episode: the next turn gets the room left after the
+    // observation, and an observation that leaves none ends the episode at the length limit.
+    hy_engine_stats st;
+    hy_engine_stats_get(x->e, &st);
+    const int room = st.max_len - res->n - n;
+    hy_gen_params turn = ep->p;
+    turn.seed = turn_seed(ep->p.seed, ep->turns);
+    if (turn.max_tokens > room) turn.max_tokens = room;
+    if (!rc && n > 0 && room > 0) rc = hy_engine_append(x->e, ep->id, ids, n, &turn);
     free(ids);
-    if (rc || n == 0) return end_episode(x, ep, n_turns, rc ? -1 : 1);
+    if (rc || n == 0 || room <= 0) return end_episode(x, ep, n_turns, rc ? -1 : 1);
     return 0;
 }

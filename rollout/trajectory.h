@@ -5,7 +5,8 @@
 // Versions: the engine counts weight versions from 0 and adds one per hy_engine_bump_weights; the
 // learner names its versions. versions[e] is the learner version the engine ran as its version e,
 // so each token carries the learner's number (proto_trajectory.weight_version). Appended tokens get
-// the version current when they were appended (they carry no sampling decision).
+// the version current when the trajectory is finished (they carry no sampling decision, and the
+// learner never trains on them).
 #ifndef HY_ROLLOUT_TRAJECTORY_H
 #define HY_ROLLOUT_TRAJECTORY_H
 

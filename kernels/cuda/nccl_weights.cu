@@ -82,7 +82,7 @@ static int nccl_broadcast(hy_nccl *c, float *dev, size_t n) {
 
 static void nccl_destroy(hy_nccl *c) {
     if (!c) return;
-    ncclCommDestroy(c->comm);
+    ncclCommAbort(c->comm);  // not Destroy: at teardown the peers may be gone already, and Destroy waits for them
     cudaStreamDestroy(c->stream);
     free(c);
 }
