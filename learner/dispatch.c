@@ -29,6 +29,7 @@ typedef struct {
 
 struct hy_dispatch {
     hy_dispatch_options o;
+    char **argv;  // a copy of o.spawn_argv: workers are started again long after the caller's returned
     hy_model *m;
     proto_ctx *ctx;
     proto_socket *sock, *wsock;
@@ -64,9 +65,9 @@ void hy_dispatch_options_default(hy_dispatch_options *o) {
 
 static int spawn(hy_dispatch *d, remote_worker *w) {
     int n = 0;
-    while (d->o.spawn_argv[n]) n++;
+    while (d->argv[n]) n++;
     const char **argv = hy_calloc((size_t)n + 6, sizeof *argv);
-    for (int i = 0; i < n; i++) argv[i] = d->o.spawn_argv[i];
+    for (int i = 0; i < n; i++) argv[i] = d->argv[i];
     argv[n] = "--connect";
     argv[n + 1] = d->endpoint;
     argv[n + 2] = "--name";
@@ -133,6 +134,11 @@ int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o
     hy_dispatch *d = hy_calloc(1, sizeof *d);
     d->o = *o;
     d->m = m;
+    int n_args = 0;
+    while (o->spawn_argv && o->spawn_argv[n_args]) n_args++;
+    d->argv = hy_calloc((size_t)n_args + 1, sizeof *d->argv);
+    for (int i = 0; i < n_args; i++) d->argv[i] = hy_strdup(o->spawn_argv[i]);
+    d->o.spawn_argv = NULL;
     hy_request_table_init(&d->table);
     proto_socket_opts so;
     proto_socket_opts_default(&so);
@@ -478,6 +484,8 @@ void hy_dispatch_destroy(hy_dispatch *d) {
     proto_socket_destroy(d->wsock);
     if (d->ctx) proto_ctx_destroy(d->ctx);
     hy_request_table_free(&d->table);
+    for (int i = 0; d->argv && d->argv[i]; i++) free(d->argv[i]);
+    free(d->argv);
     free(d->image);
     free(d->w);
     free(d);

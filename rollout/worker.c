@@ -88,7 +88,7 @@ static int flush_outbox(worker *w) {
         if (rc < 0) fprintf(stderr, "worker %s: dropping a trajectory: %s\n", w->o->name, hy_last_error());
         proto_trajectory_free(&w->outbox[k]);
     }
-    memmove(w->outbox, w->outbox + k, sizeof *w->outbox * (size_t)(w->n_outbox - k));
+    if (k > 0) memmove(w->outbox, w->outbox + k, sizeof *w->outbox * (size_t)(w->n_outbox - k));
     w->n_outbox -= k;
     return 0;
 }
