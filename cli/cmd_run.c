@@ -37,6 +37,7 @@ static const arg_spec specs[] = {
     {"run-name", ARG_STR, NULL, "the run's name in the store (default: run-BASENAME of --out)", 0, 0},
     {"task", ARG_STR, NULL, "training prompts: a task name (arithmetic, permutation, variables, kv_recall) or FILE.jsonl", 0, 0},
     {"task-params", ARG_STR, "", "the task's key=value,... parameters (docs/evals.md)", 0, 0},
+    {"reward-server", ARG_STR, NULL, "score completions on this reward server (hybrid reward-server, or yours: docs/evals.md)", 0, 0},
     {"env", ARG_STR, NULL, "multi-turn episodes of this environment instead of a task (calculator, kv_lookup)", 0, 0},
     {"env-params", ARG_STR, "", "the environment's key=value,... parameters (docs/evals.md)", 0, 0},
     {"task-seed", ARG_INT, "1", "the task's seed", 0, 9e15},
@@ -335,6 +336,8 @@ static int rl_stage(run_ctx *r) {
     c.metrics = stdout;
     c.progress = stderr;
     c.env_name = arg_str(a, "env");
+    c.reward_server = arg_str(a, "reward-server");
+    if (c.reward_server && c.env_name) return hy_fail("reward-server scores task completions; an env scores its own");
     c.env_params = arg_str(a, "env-params");
     if (r->task && !arg_str(a, "eval-task")) {  // held out from the training task
         const long size = hy_task_size(r->task);

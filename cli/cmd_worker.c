@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../common/hy_error.h"
+#include "../proto/weights.h"
 #include "../rollout/worker.h"
 #include "args.h"
 #include "cli_common.h"
@@ -23,6 +24,7 @@ static const arg_spec specs[] = {
     {"chunk", ARG_INT, "256", "prefill tokens of one sequence per step", 1, 1e6},
     {"key-file", ARG_STR, NULL, "CURVE: this worker's key pair (needed for a non-loopback learner)", 0, 0},
     {"server-key", ARG_STR, NULL, "CURVE: the learner's public key file", 0, 0},
+    {"table-hash", ARG_STR, NULL, "the learner's parameter-table hash (NCCL sync): refuse to start on another layout", 0, 0},
     {"orphan-s", ARG_FLOAT, "0", "exit when nothing has come from the learner for this many seconds; 0 = never", 0, 1e9},
 };
 static const arg_command command = {
@@ -62,6 +64,13 @@ int cmd_worker(int argc, char **argv) {
     if (cli_parse_memory(arg_str(&a, "memory"), &o.engine.memory_bytes, &o.engine.memory_fraction) ||
         cli_load_model(arg_str(&a, "model"), arg_str(&a, "tokenizer"), arg_str(&a, "device"), &m, &tok)) {
         status = cli_error("worker");
+    } else if (arg_str(&a, "table-hash") &&
+               strtoull(arg_str(&a, "table-hash"), NULL, 16) != hy_weights_table_hash(&m)) {
+        hy_fail("the learner's parameters are laid out differently (table hash %s, this model's %016llx): "
+                "another model or config than %s",
+                arg_str(&a, "table-hash"), (unsigned long long)hy_weights_table_hash(&m), arg_str(&a, "model"));
+        status = cli_error("worker");
+        cli_unload_model(&m, tok);
     } else {
         o.engine.tok = tok;
         if (hy_worker_run(&m, &o)) status = cli_error("worker");

@@ -66,12 +66,18 @@ void hy_dispatch_options_default(hy_dispatch_options *o) {
 static int spawn(hy_dispatch *d, remote_worker *w) {
     int n = 0;
     while (d->argv[n]) n++;
-    const char **argv = hy_calloc((size_t)n + 6, sizeof *argv);
+    const char **argv = hy_calloc((size_t)n + 8, sizeof *argv);
     for (int i = 0; i < n; i++) argv[i] = d->argv[i];
     argv[n] = "--connect";
     argv[n + 1] = d->endpoint;
     argv[n + 2] = "--name";
     argv[n + 3] = w->name;
+    char table[32];
+    if (d->o.nccl) {  // a broadcast carries bare floats: the worker checks the layout before it joins
+        snprintf(table, sizeof table, "%016llx", (unsigned long long)hy_weights_table_hash(d->m));
+        argv[n + 4] = "--table-hash";
+        argv[n + 5] = table;
+    }
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid < 0) {

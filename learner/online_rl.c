@@ -9,6 +9,7 @@
 #include "common/atomic_file.h"
 #include "common/hy_error.h"
 #include "evals/env.h"
+#include "evals/reward_client.h"
 #include "learner/json_fields.h"
 #include "learner/train_log.h"
 #include "learner/train_state.h"
@@ -25,6 +26,8 @@ typedef struct {
     const hy_model *m;
     long size;      // task samples (−1: a generator)
     long *perm;     // (size) the walk over a bounded task
+    proto_ctx *zctx;            // with a reward server: its client
+    hy_reward_client *rewards;
 } loop_ctx;
 
 static long prompt_index(const loop_ctx *x, long s, int j) {
@@ -122,6 +125,33 @@ typedef struct {
     int n;
 } step_rollout_stats;
 
+// Rewards of one group's completions from the reward server (docs/evals.md, "Reward server"): the
+// sample's verifier name, the completion text and the reference answer, one batch per group. A
+// completion the server could not score (its error, or no answer in time) gets reward 0 and counts
+// as a scoring error.
+static void remote_rewards(loop_ctx *x, long s, const hy_task_sample *smp, const proto_trajectory *tr, char **texts,
+                           int n, double *rewards, step_rollout_stats *rs) {
+    proto_reward_request *req = hy_calloc((size_t)n + 1, sizeof *req);
+    proto_reward_result *res = hy_calloc((size_t)n + 1, sizeof *res);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (texts[i]) req[m++] = (proto_reward_request){tr[i].id, smp->verifier, texts[i], NULL, 0, smp->answer, {0}};
+    if (hy_reward_client_score(x->rewards, req, m, res, 120000))
+        fprintf(stderr, "hybrid: step %ld: reward server: %s\n", s, hy_last_error());
+    for (int i = 0, k = 0; i < n; i++) {
+        if (!texts[i]) continue;
+        if (res[k].error && res[k].error[0]) {
+            rs->score_errors++;
+            fprintf(stderr, "hybrid: step %ld: completion not scored (reward 0): %s\n", s, res[k].error);
+        } else {
+            rewards[i] = res[k].reward;
+        }
+        proto_reward_result_free(&res[k++]);
+    }
+    free(req);
+    free(res);
+}
+
 // Scores the step's trajectories and adds them to d (group j = prompt j); stores them.
 static int score_step(loop_ctx *x, long s, proto_trajectory **traj, int *n_traj, hy_rl_data *d,
                       step_rollout_stats *rs) {
@@ -140,16 +170,28 @@ static int score_step(loop_ctx *x, long s, proto_trajectory **traj, int *n_traj,
                 continue;
             }
             texts[i] = completion_text(x, tr);
+        }
+        double *rewards = hy_calloc((size_t)n_traj[j] + 1, sizeof *rewards);
+        int *turns = hy_calloc((size_t)n_traj[j] + 1, sizeof *turns);
+        if (x->rewards) remote_rewards(x, s, &smp, traj[j], texts, n_traj[j], rewards, rs);
+        for (int i = 0; i < n_traj[j]; i++) {
+            const proto_trajectory *tr = &traj[j][i];
+            if (!texts[i]) continue;
             hy_verdict v;
-            double reward = 0;
-            int turns = 1;
-            if (c->env_name ? env_reward(x, s, j, tr, &reward, &turns) : hy_task_check(&smp, texts[i], NULL, &v)) {
+            turns[i] = 1;
+            if (x->rewards) continue;
+            if (c->env_name ? env_reward(x, s, j, tr, &rewards[i], &turns[i]) : hy_task_check(&smp, texts[i], NULL, &v)) {
                 rs->score_errors++;
                 fprintf(stderr, "hybrid: step %ld: completion not scored (reward 0): %s\n", s, hy_last_error());
             } else if (!c->env_name) {
-                reward = v.reward;
+                rewards[i] = v.reward;
             }
-            rs->turns += turns;
+        }
+        for (int i = 0; i < n_traj[j]; i++) {
+            const proto_trajectory *tr = &traj[j][i];
+            if (!texts[i]) continue;
+            const double reward = rewards[i];
+            rs->turns += turns[i];
             versions[i] = hy_malloc(sizeof(int32_t) * (tr->n_completion + 1));
             uint64_t oldest = UINT64_MAX;
             for (uint32_t k = 0; k < tr->n_completion; k++) {
@@ -191,6 +233,8 @@ static int score_step(loop_ctx *x, long s, proto_trajectory **traj, int *n_traj,
             free(texts[i]);
             free(versions[i]);
         }
+        free(rewards);
+        free(turns);
         free(texts);
         free(versions);
         free(rows);
@@ -320,7 +364,7 @@ static void format_eta(char *buf, size_t n, double s) {
 }
 
 int hy_online_rl_run(const hy_online_config *c, hy_trainer *t, const hy_tokenizer *tok, hy_rollout_source *src) {
-    loop_ctx x = {c, tok, t->model, c->task ? hy_task_size(c->task) : -1, NULL};
+    loop_ctx x = {c, tok, t->model, c->task ? hy_task_size(c->task) : -1, NULL, NULL, NULL};
     if (x.size > 0 && c->train_size > 0 && c->train_size < x.size) x.size = c->train_size;
     if (x.size == 0) return hy_fail("the training task has no samples");
     if (x.size > 0) {  // a seeded walk over a bounded task
@@ -333,6 +377,15 @@ int hy_online_rl_run(const hy_online_config *c, hy_trainer *t, const hy_tokenize
             const long tmp = x.perm[i];
             x.perm[i] = x.perm[k];
             x.perm[k] = tmp;
+        }
+    }
+    if (c->reward_server) {
+        proto_socket_opts so;
+        proto_socket_opts_default(&so);
+        if (!(x.zctx = proto_ctx_new()) || hy_reward_client_new(&x.rewards, x.zctx, c->reward_server, &so)) {
+            if (x.zctx) proto_ctx_destroy(x.zctx);
+            free(x.perm);
+            return hy_fail_prefix("reward server %s", c->reward_server);
         }
     }
     hy_rl_options ro = c->rl;
@@ -435,5 +488,7 @@ int hy_online_rl_run(const hy_online_config *c, hy_trainer *t, const hy_tokenize
     free(traj);
     free(n_traj);
     free(x.perm);
+    hy_reward_client_destroy(x.rewards);
+    if (x.zctx) proto_ctx_destroy(x.zctx);
     return rc;
 }

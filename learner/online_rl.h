@@ -44,6 +44,7 @@ typedef struct {
     int top_k;
     uint64_t seed;
     int chat;           // prompts rendered with the chat template (else the plain prompt text)
+    const char *reward_server;  // score with this reward server (evals/reward_client.h); NULL = in-process
     int max_staleness;  // k ≥ 0
     hy_rl_options rl;   // rl.use_versions / max_staleness are set from max_staleness
     hy_lr_schedule schedule;

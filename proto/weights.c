@@ -16,6 +16,18 @@ static uint64_t fnv1a(const void *bytes, size_t n) {
 
 uint64_t hy_weights_checksum(const float *data, size_t n) { return fnv1a(data, n * sizeof(float)); }
 
+uint64_t hy_weights_table_hash(const hy_model *m) {
+    uint64_t h = fnv1a("HYWB1", 5);
+    for (int i = 0; i < m->table.n; i++) {
+        const hy_param_spec *s = &m->table.specs[i];
+        const uint64_t fields[4] = {(uint64_t)s->ndim, s->offset, s->numel, 0 /* f32 */};
+        h ^= fnv1a(s->name, strlen(s->name)) + 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+        h = (h ^ fnv1a(fields, sizeof fields)) * 1099511628211ull;
+        h = (h ^ fnv1a(s->shape, sizeof(int64_t) * (size_t)s->ndim)) * 1099511628211ull;
+    }
+    return h;
+}
+
 typedef struct {
     uint8_t *p;
     size_t n, cap;

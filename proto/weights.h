@@ -29,6 +29,11 @@
 // The checksum of n floats (FNV-1a over the bytes, 64-bit): what the notice and the image carry.
 uint64_t hy_weights_checksum(const float *data, size_t n);
 
+// A hash of m's parameter table — every tensor's name, shape, offset and dtype, in order — so two
+// processes can tell before an NCCL broadcast (which carries bare floats) that they lay out the
+// same model the same way.
+uint64_t hy_weights_table_hash(const hy_model *m);
+
 // The image of host parameters arena (m->table.total floats, e.g. m->arena after
 // hy_model_sync_to_host) at version. *out malloc'ed, *size its bytes.
 void hy_weights_image(const hy_model *m, const float *arena, uint64_t version, uint8_t **out, size_t *size);
