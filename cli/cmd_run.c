@@ -65,6 +65,7 @@ static const arg_spec specs[] = {
     {"is-cap", ARG_FLOAT, "2", "cap of the truncated importance weight against the rollout logprobs", 1, 1e6},
     {"max-staleness", ARG_INT, "1", "k: requests go out k steps ahead; tokens older than k versions are dropped", 0, 64},
     {"ppo-epochs", ARG_INT, "1", "optimizer updates per batch", 1, 100},
+    {"stale", ARG_CHOICE, "drop", "{drop|keep} tokens older than max-staleness versions (keep: importance-weighted)", 0, 0},
     {"eval-task", ARG_STR, NULL, "held-out prompts (task name or FILE.jsonl; default: held-out samples of --task)", 0, 0},
     {"eval-prompts", ARG_INT, "64", "held-out prompts per evaluation", 0, 1e7},
     {"eval-samples", ARG_INT, "1", "completions per held-out prompt (pass@k)", 1, 1024},
@@ -315,7 +316,7 @@ static int rl_stage(run_ctx *r) {
     c.rl.loss.clip_high = arg_float(a, "clip-high");
     c.rl.use_rollout_logp = 1;
     c.rl.loss.is_cap = arg_float(a, "is-cap");
-    c.rl.loss.stale = LOSS_STALE_DROP;
+    c.rl.loss.stale = strcmp(arg_str(a, "stale"), "keep") ? LOSS_STALE_DROP : LOSS_STALE_KEEP;
     c.rl.ppo_epochs = (int)arg_int(a, "ppo-epochs");
     c.schedule.peak = arg_float(a, "lr");
     c.schedule.warmup_steps = arg_int(a, "warmup-steps");
