@@ -77,6 +77,6 @@ refused "the 1B default on the CPU" 1 "smoke-test here with --preset tiny" bench
 refused "unknown preset" 1 "unknown model preset 'huge'" bench learner --preset huge --device cpu
 refused "missing config file" 1 "$work/none.json" bench learner --config "$work/none.json" --device cpu
 refused "unknown device" 1 "--device must be cpu, cuda or auto" bench learner --preset tiny --tokens 64 --device tpu
-refused "unknown bench" 2 "expected 'kernels' or 'rollout' or 'learner'" bench nothing
+refused "unknown bench" 2 "expected 'kernels', 'rollout', 'learner' or 'sync'" bench nothing
 
 if [ "$fails" -eq 0 ]; then echo "all bench learner checks passed"; else echo "$fails failure(s)"; exit 1; fi

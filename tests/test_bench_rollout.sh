@@ -62,6 +62,6 @@ refused "the 7B on the CPU (named)" 1 "CPU reference backend would take hours" b
 refused "unknown preset" 1 "unknown model preset 'huge'" bench rollout --preset huge --device cpu
 refused "bad --memory" 1 "--memory 'lots'" bench rollout --preset tiny --device cpu --memory lots
 refused "pool too small" 1 "cannot hold one sequence" bench rollout --preset tiny --device cpu --memory 1KiB --workload serving
-refused "unknown bench" 2 "expected 'kernels' or 'rollout'" bench nothing
+refused "unknown bench" 2 "expected 'kernels', 'rollout'" bench nothing
 
 if [ "$fails" -eq 0 ]; then echo "all bench rollout checks passed"; else echo "$fails failure(s)"; exit 1; fi

@@ -9,15 +9,10 @@
 set -u
 hybrid=$1
 src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass() { printf '  ok   %s\n' "$1"; }
-fail() { printf '  FAIL %s\n' "$1"; fails=$((fails + 1)); }
+. "$src/tests/lib.sh"
 
 echo "init --preset demo"
-if "$hybrid" init --preset demo --out "$work/m" --seed 1 2>"$work/err"; then pass "exit 0"
-else fail "init failed"; cat "$work/err"; exit 1; fi
+run_ok "exit 0" "$hybrid" init --preset demo --out "$work/m" --seed 1 || finish
 for f in config.json model.safetensors tokenizer.json; do
   [ -s "$work/m/$f" ] && pass "wrote $f" || fail "no $f"
 done
@@ -45,18 +40,14 @@ back=$("$hybrid" tokenize --tokenizer "$tok" --decode "${want// /,}" --skip-spec
   fail "skip-special decode gave: $back"
 
 echo "generate on the demo model"
-if "$hybrid" generate --model "$work/m" --prompt "12+34=" --max-new-tokens 4 --temperature 0 --json \
-  >"$work/gen" 2>"$work/err"; then pass "exit 0"; else fail "generate failed"; cat "$work/err"; fi
-grep -q '"prompt_tokens":\[49,50,43,51,52,61\]' "$work/gen" && pass "the prompt is its bytes" ||
-  { fail "prompt tokens"; cat "$work/gen"; }
+run_ok "exit 0" "$hybrid" generate --model "$work/m" --prompt "12+34=" --max-new-tokens 4 --temperature 0 --json
+grep -q '"prompt_tokens":\[49,50,43,51,52,61\]' "$work/out" && pass "the prompt is its bytes" ||
+  { fail "prompt tokens"; cat "$work/out"; }
 
 echo "--tokenizer with the demo preset"
 "$hybrid" init --preset demo --tokenizer "$tok" --out "$work/m3" 2>/dev/null &&
   cmp -s "$tok" "$work/m3/tokenizer.json" && pass "a given tokenizer is copied in" || fail "--tokenizer copy"
-if "$hybrid" init --preset demo --tokenizer "$src/model/tokenizers/dolma2-tokenizer.json" --out "$work/m4" \
-  2>"$work/err"; then fail "dolma2 tokenizer on a 264-row model accepted"
-else grep -q "vocab_size is 264" "$work/err" && pass "a tokenizer larger than V=264 is refused" ||
-  { fail "refusal message"; cat "$work/err"; }; fi
+expect_msg "a tokenizer larger than V=264 is refused" "vocab_size is 264" -- \
+  "$hybrid" init --preset demo --tokenizer "$src/model/tokenizers/dolma2-tokenizer.json" --out "$work/m4"
 
-[ "$fails" -eq 0 ] && echo "ok" || echo "FAIL: $fails"
-exit $((fails != 0))
+finish

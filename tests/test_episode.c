@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "../common/hy_error.h"
 #include "../evals/env.h"
 #include "../learner/packing.h"
@@ -48,18 +49,6 @@
 #include "../rollout/engine.h"
 #include "../rollout/episode.h"
 #include "../rollout/generator.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                             \
-    do {                                             \
-        checks++;                                    \
-        if (!(cond)) {                               \
-            fprintf(stderr, "  FAIL: " __VA_ARGS__); \
-            fprintf(stderr, "\n");                   \
-            failures++;                              \
-        }                                            \
-    } while (0)
 
 static const char *const ENV_PARAMS = "digits=1,terms=2,ops=+";
 static const char *const ENV_SEED = "11";
@@ -598,6 +587,6 @@ int main(int argc, char **argv) {
 
     hy_model_free(&m);
     hy_tokenizer_free(tok);
-    printf("%d check(s), %d failure(s) in %.1f s\n", checks, failures, now_s() - t0);
-    return failures != 0;
+    printf("  total      %.1f s\n", now_s() - t0);
+    return check_summary("test_episode");
 }

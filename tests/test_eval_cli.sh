@@ -11,32 +11,8 @@
 set -u
 hybrid=$1
 src=$2
+. "$src/tests/lib.sh"
 tok=$src/model/tokenizers/dolma2-tokenizer.json
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass() { printf '  ok   %s\n' "$1"; }
-fail() { printf '  FAIL %s\n' "$1"; fails=$((fails + 1)); }
-no_sanitizer_report() { ! grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$1"; }
-
-run_ok() {
-  local name=$1; shift
-  if "$@" >"$work/stdout" 2>"$work/err" && no_sanitizer_report "$work/err"; then pass "$name"; else fail "$name"; cat "$work/err"; fi
-}
-# expect_msg NAME NEEDLE... -- CMD...: CMD must exit 1 and stderr must hold every NEEDLE
-expect_msg() {
-  local name=$1; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  "$@" >"$work/stdout" 2>"$work/err"
-  local rc=$?
-  if [ $rc -ne 1 ] || ! no_sanitizer_report "$work/err"; then fail "$name (status $rc)"; cat "$work/err"; return; fi
-  for n in "${needles[@]}"; do
-    if ! grep -qF -- "$n" "$work/err"; then fail "$name: message lacks '$n'"; cat "$work/err"; return; fi
-  done
-  pass "$name: $(grep 'error:' "$work/err" | head -1 | head -c 200)"
-}
 # json_num FILE KEY: a number field of the one JSON line in FILE
 json_num() { sed -n 's/.*"'"$2"'":\([^,}]*\).*/\1/p' "$1"; }
 in_unit() { awk -v x="$1" 'BEGIN { exit !(x != "" && x >= 0 && x <= 1) }'; }
@@ -47,7 +23,7 @@ ev=("$hybrid" eval --model "$work/m" --device cpu --memory 64MiB)
 echo "a synthetic task"
 run_ok "arithmetic, 3 prompts x 2 samples" "${ev[@]}" --task arithmetic --task-params digits=2 --prompts 3 \
   --samples 2 --temperature 0.8 --top-k 50 --seed 5 --max-tokens 6 --out "$work/out.jsonl"
-cp "$work/stdout" "$work/result.json"
+cp "$work/out" "$work/result.json"
 [ "$(wc -l <"$work/result.json")" -eq 1 ] && grep -q '^{"task":"arithmetic:digits=2",.*}$' "$work/result.json" \
   && pass "stdout: one JSON line" || { fail "stdout"; cat "$work/result.json"; }
 p1=$(json_num "$work/result.json" pass_at_1); pk=$(json_num "$work/result.json" pass_at_k)
@@ -79,7 +55,7 @@ echo "scoring: answers only this model's own replies contain"
 printf '{"prompt":"%s","answer":"zzzz-never","verifier":"exact"}\n' "Name a colour." "Say hello." \
   "What is the capital of France?" "Count to three." >"$work/probe.jsonl"
 run_ok "probe" "${ev[@]}" --task "$work/probe.jsonl" --max-tokens 8 --out "$work/probe_out.jsonl"
-[ "$(json_num "$work/stdout" pass_at_1)" = 0.0 ] && pass "nothing passes against 'zzzz-never'" || fail "probe: $(cat "$work/stdout")"
+[ "$(json_num "$work/out" pass_at_1)" = 0.0 ] && pass "nothing passes against 'zzzz-never'" || fail "probe: $(cat "$work/out")"
 # the same prompts with those words as answers, all but the last (which keeps its wrong answer);
 # a word the reason may have cut (60 bytes) is not used
 rigged=0
@@ -96,15 +72,15 @@ if [ $rigged -eq 0 ]; then
   echo "  skip no greedy reply ends in a word"
 else
   run_ok "rigged answers" "${ev[@]}" --task "$work/rigged.jsonl" --max-tokens 8
-  awk -v got="$(json_num "$work/stdout" pass_at_1)" -v want="$rigged" 'BEGIN { exit !(got - want / 4 < 1e-6 && want / 4 - got < 1e-6) }' \
-    && pass "pass@1 = $rigged/4: exactly the rigged lines pass" || fail "rigged: want $rigged/4, got $(cat "$work/stdout")"
+  awk -v got="$(json_num "$work/out" pass_at_1)" -v want="$rigged" 'BEGIN { exit !(got - want / 4 < 1e-6 && want / 4 - got < 1e-6) }' \
+    && pass "pass@1 = $rigged/4: exactly the rigged lines pass" || fail "rigged: want $rigged/4, got $(cat "$work/out")"
 fi
 
 echo "task files"
 printf '{"prompt":"1+1?","answer":"2"}\n' >"$work/noverifier.jsonl"
 run_ok "--task-params verifier=math for a file" "${ev[@]}" --task "$work/noverifier.jsonl" --task-params verifier=math --max-tokens 2
-grep -q '"task":"noverifier.jsonl","n_prompts":1,' "$work/stdout" && pass "every line of the file, named by its file" \
-  || fail "file task: $(cat "$work/stdout")"
+grep -q '"task":"noverifier.jsonl","n_prompts":1,' "$work/out" && pass "every line of the file, named by its file" \
+  || fail "file task: $(cat "$work/out")"
 # a reason quotes the answer cut at 60 bytes, here inside a two-byte character: still a valid line
 printf '{"prompt":"Say it.","answer":"x%s","verifier":"exact"}\n' "$(printf 'é%.0s' $(seq 40))" >"$work/utf8.jsonl"
 run_ok "non-ASCII answer" "${ev[@]}" --task "$work/utf8.jsonl" --max-tokens 2 --out "$work/utf8_out.jsonl"
@@ -142,7 +118,7 @@ if [ $have_sqlite3 = 1 ]; then
   rows=$(sqlite3 "$store" "SELECT run, step, task, metric, n FROM evaluations ORDER BY metric" | tr '\n' ' ')
   [ "$rows" = "1|1|arithmetic|pass@1|2 1|1|arithmetic|pass@2|2 " ] && pass "evaluations rows: pass@1, pass@2 at step 1" \
     || fail "evaluations rows: $rows"
-  p1=$(json_num "$work/stdout" pass_at_1)
+  p1=$(json_num "$work/out" pass_at_1)
   awk -v a="$(sqlite3 "$store" "SELECT value FROM evaluations WHERE metric = 'pass@1'")" -v b="$p1" \
     'BEGIN { exit !(a - b < 1e-6 && b - a < 1e-6) }' && pass "stored pass@1 = printed ($p1)" || fail "stored pass@1"
 else
@@ -155,5 +131,4 @@ expect_msg "unknown run" "no run 'held-out' to record" -- "${ev[@]}" --task arit
 mkdir "$work/folder"
 expect_msg "store is a folder" "--store" "$work/folder" -- "${ev[@]}" --task arithmetic --prompts 1 --store "$work/folder"
 
-echo "$fails failure(s)"
-[ "$fails" -eq 0 ]
+finish

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "common/hy_error.h"
 #include "evals/eval_run.h"
 #include "evals/task.h"
@@ -24,18 +25,7 @@
 #include "model/tokenizer.h"
 #include "rollout/engine.h"
 
-static int failures, checks;
 static const char *src_dir;
-
-#define CHECK(cond, ...)                             \
-    do {                                             \
-        checks++;                                    \
-        if (!(cond)) {                               \
-            fprintf(stderr, "  FAIL: " __VA_ARGS__); \
-            fprintf(stderr, "\n");                   \
-            failures++;                              \
-        }                                            \
-    } while (0)
 
 // rc must be −1 and the last error must contain needle.
 static void check_error(const char *what, int rc, const char *needle) {
@@ -394,6 +384,5 @@ int main(int argc, char **argv) {
     } sections[] = {{"pass_at_k", test_pass_at_k}, {"prompts", test_prompts}, {"run", test_run}};
     for (size_t i = 0; i < sizeof sections / sizeof *sections; i++)
         if (!only || !strcmp(only, sections[i].name)) sections[i].fn();
-    printf("%d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_eval_run");
 }

@@ -9,18 +9,8 @@
 set -u
 hybrid=$1
 src=$2
+. "$src/tests/lib.sh"
 tok=$src/model/tokenizers/dolma2-tokenizer.json
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass() { printf '  ok   %s\n' "$1"; }
-fail() { printf '  FAIL %s\n' "$1"; fails=$((fails + 1)); }
-no_sanitizer_report() { ! grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$1"; }
-
-run_ok() {
-  local name=$1; shift
-  if "$@" >"$work/stdout" 2>"$work/err" && no_sanitizer_report "$work/err"; then pass "$name"; else fail "$name"; cat "$work/err"; fi
-}
 
 "$hybrid" init --preset tiny --out "$work/m" --seed 3 >/dev/null 2>&1 || { echo "init failed"; exit 1; }
 "$hybrid" init --preset tiny-dolma2 --tokenizer "$tok" --out "$work/md" --seed 3 >/dev/null 2>&1 || { echo "init failed"; exit 1; }
@@ -69,7 +59,7 @@ n_stop_tokens=$(sed -n 1p "$work/stop_out.jsonl" | sed 's/.*"tokens":\[\([^]]*\)
 
 echo "bad lines"
 printf '{"tokens":[1,2,3]}\n{"tokens":[1,99999]}\n{"tokens":[]}\n{"tokens":[1,2\n{"tokens":[4,5],"temperature":-1}\n{"tokens":[4,5],"max_tokens":1000000000}\n{"tokens":[4,5],"top_p":0}\n{"tokens":[6,7]}\n' >"$work/bad.jsonl"
-"$hybrid" generate --model "$work/m" --prompts "$work/bad.jsonl" --out "$work/bad_out.jsonl" --max-tokens 3 --ignore-eos >"$work/stdout" 2>"$work/err"
+"$hybrid" generate --model "$work/m" --prompts "$work/bad.jsonl" --out "$work/bad_out.jsonl" --max-tokens 3 --ignore-eos >"$work/out" 2>"$work/err"
 rc=$?
 [ $rc -eq 1 ] && no_sanitizer_report "$work/err" && pass "exit status 1, no crash" || { fail "status $rc"; cat "$work/err"; }
 [ "$(wc -l <"$work/bad_out.jsonl")" -eq 8 ] && pass "one output line per input line" || { fail "bad line count"; cat "$work/bad_out.jsonl"; }
@@ -90,17 +80,10 @@ check_err 7 '"error"' "top_p"
 sed -n 1p "$work/bad_out.jsonl" | grep -q '"finish_reason":"length"' && sed -n 8p "$work/bad_out.jsonl" | grep -q '"finish_reason":"length"' \
   && pass "good lines around the bad ones are generated" || { fail "good lines"; cat "$work/bad_out.jsonl"; }
 grep -q "6 of 8 input line(s) failed" "$work/err" && pass "summary message" || { fail "summary"; cat "$work/err"; }
-expect_msg() {
-  local name=$1 needle=$2; shift 2
-  "$@" >"$work/stdout" 2>"$work/err"
-  local rc=$?
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$needle" "$work/err" && no_sanitizer_report "$work/err"; then pass "$name"; else fail "$name (status $rc)"; cat "$work/err"; fi
-}
-expect_msg "--prompts without --out" "--out" "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl"
-expect_msg "budget too small" "cannot hold one sequence" "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --memory 10KiB
-expect_msg "bad --memory" "--memory" "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --memory lots
-expect_msg "--n larger than the pool" "n = 8" "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --n 8 --max-seqs 4
-expect_msg "stop string without tokenizer" "tokenizer" "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --stop "x"
+expect_msg "--prompts without --out" "--out" -- "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl"
+expect_msg "budget too small" "cannot hold one sequence" -- "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --memory 10KiB
+expect_msg "bad --memory" "--memory" -- "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --memory lots
+expect_msg "--n larger than the pool" "n = 8" -- "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --n 8 --max-seqs 4
+expect_msg "stop string without tokenizer" "tokenizer" -- "$hybrid" generate --model "$work/m" --prompts "$work/in.jsonl" --out "$work/x.jsonl" --stop "x"
 
-echo "$fails failure(s)"
-[ "$fails" -eq 0 ]
+finish

@@ -12,6 +12,7 @@
 //
 // Usage: test_reward_server SOURCE_DIR [CASE]        (CASE: run only that case)
 //        test_reward_server SOURCE_DIR external ENDPOINT   (check a server that is already running)
+#include "check.h"
 #include "common/hy_error.h"
 #include "evals/reward_client.h"
 #include "evals/reward_server.h"
@@ -23,7 +24,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,22 +34,7 @@
 
 #define HYBRID "./hybrid"
 
-static int n_fail, n_pass;
 static char g_tmp[256];
-
-static void report(const char *name, int ok, const char *fmt, ...) {
-    if (ok) {
-        n_pass++;
-        return;
-    }
-    n_fail++;
-    char detail[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    printf("FAIL %s: %s\n", name, detail);
-}
 
 static double now_s(void) {
     struct timespec t;
@@ -87,7 +72,7 @@ static proto_socket *open_socket(proto_ctx *c, int type, const char *key, const 
     o.server_key_file = server_key;
     o.routing_id = routing_id;
     proto_socket *s = proto_socket_new(c, type, &o);
-    if (!s) printf("FAIL open socket: %s\n", hy_last_error()), n_fail++;
+    CHECK(s, "open socket: %s", hy_last_error());
     return s;
 }
 
@@ -151,7 +136,7 @@ static void case_client_matching(void) {
     script sc = {.router = open_socket(ctx, ZMQ_ROUTER, NULL, NULL, NULL), .n = 4};
     proto_socket_bind(sc.router, "inproc://scripted");
     hy_reward_client *c;
-    report("client connects", hy_reward_client_new(&c, ctx, "inproc://scripted", NULL) == 0, "%s", hy_last_error());
+    CHECK(hy_reward_client_new(&c, ctx, "inproc://scripted", NULL) == 0, "client connects: %s", hy_last_error());
     g_log[0] = '\0';
     hy_reward_client_set_log(c, capture_log, NULL);
     pthread_t t;
@@ -161,33 +146,34 @@ static void case_client_matching(void) {
     proto_reward_result out[4];
     const int rc = hy_reward_client_score(c, reqs, 4, out, 5000);
     pthread_join(t, NULL);
-    report("scripted server ran", sc.ok, "%s", sc.why);
+    CHECK(sc.ok, "scripted server ran: %s", sc.why);
     int in_order = rc == 0;
     for (int i = 0; i < 4 && in_order; i++)
         in_order = out[i].trajectory_id == reqs[i].trajectory_id && out[i].reward == (double)reqs[i].trajectory_id / 100 &&
                    out[i].scores.n == 1 && strcmp(out[i].scores.items[0].name, "length") == 0 && out[i].error[0] == '\0';
-    report("results in request order, whatever order they came in", in_order, "rc %d: %s", rc, hy_last_error());
+    CHECK(in_order, "results in request order, whatever order they came in: rc %d: %s", rc, hy_last_error());
     hy_reward_client_stats st;
     hy_reward_client_stats_get(c, &st);
-    report("unknown id and duplicate ignored, garbage and heartbeat dropped",
-           st.received == 4 && st.ignored == 2 && st.dropped == 2, "received %llu ignored %llu dropped %llu",
-           (unsigned long long)st.received, (unsigned long long)st.ignored, (unsigned long long)st.dropped);
-    report("each is logged", log_has("trajectory 999") && log_has("already answered") && log_has("malformed") &&
-                                 log_has("dropped a heartbeat"), "log:\n%s", g_log);
+    CHECK(st.received == 4 && st.ignored == 2 && st.dropped == 2,
+          "unknown id and duplicate ignored, garbage and heartbeat dropped: received %llu ignored %llu dropped %llu",
+          (unsigned long long)st.received, (unsigned long long)st.ignored, (unsigned long long)st.dropped);
+    CHECK(log_has("trajectory 999") && log_has("already answered") && log_has("malformed") &&
+              log_has("dropped a heartbeat"),
+          "each is logged; log:\n%s", g_log);
     free_results(out, 4);
 
     // a batch the client refuses sends nothing, and still leaves every out[i] freeable
     proto_reward_request dup[2] = {request(5, "math", "1", "1"), request(5, "math", "2", "2")};
-    report("repeated id refused", hy_reward_client_score(c, dup, 2, out, 100) == -1 &&
-                                      strstr(hy_last_error(), "appears twice") && strstr(out[1].error, "not sent"),
-           "%s", hy_last_error());
+    CHECK(hy_reward_client_score(c, dup, 2, out, 100) == -1 && strstr(hy_last_error(), "appears twice") &&
+              strstr(out[1].error, "not sent"),
+          "repeated id refused: %s", hy_last_error());
     free_results(out, 2);
     proto_reward_request bad[2] = {request(1, "math", "1", "1"), request(2, "", "2", "2")};
-    report("invalid request refused", hy_reward_client_score(c, bad, 2, out, 100) == -1 &&
-                                          strstr(hy_last_error(), "request 1") && strstr(hy_last_error(), "verifier"),
-           "%s", hy_last_error());
+    CHECK(hy_reward_client_score(c, bad, 2, out, 100) == -1 && strstr(hy_last_error(), "request 1") &&
+              strstr(hy_last_error(), "verifier"),
+          "invalid request refused: %s", hy_last_error());
     free_results(out, 2);
-    report("empty batch", hy_reward_client_score(c, NULL, 0, NULL, 0) == 0, "%s", hy_last_error());
+    CHECK(hy_reward_client_score(c, NULL, 0, NULL, 0) == 0, "empty batch: %s", hy_last_error());
     hy_reward_client_destroy(c);
     proto_socket_destroy(sc.router);
     proto_ctx_destroy(ctx);
@@ -212,19 +198,18 @@ static void case_client_timeout(void) {
         rc = send_result(router, "timeout-client", 777);
         if (rc) usleep(10000);
     }
-    report("stale result sent", rc == 0, "%s", hy_last_error());
+    CHECK(rc == 0, "stale result sent: %s", hy_last_error());
     proto_reward_request reqs[3] = {request(1, "math", "1", "1"), request(2, "math", "2", "2"),
                                     request(3, "math", "3", "3")};
     proto_reward_result out[3];
     const double t0 = now_s();
     rc = hy_reward_client_score(c, reqs, 3, out, 300);
     const double waited = now_s() - t0;
-    report("timeout names the missing count",
-           rc == -1 && strstr(hy_last_error(), "3 of 3 results missing") && waited >= 0.29 && waited < 2,
-           "rc %d after %.3f s: %s", rc, waited, hy_last_error());
-    report("missing results carry an error", strstr(out[0].error, "no result within 300 ms") != NULL, "'%s'",
-           out[0].error);
-    report("stale result ignored", log_has("trajectory 777"), "log:\n%s", g_log);
+    CHECK(rc == -1 && strstr(hy_last_error(), "3 of 3 results missing") && waited >= 0.29 && waited < 2,
+          "timeout names the missing count: rc %d after %.3f s: %s", rc, waited, hy_last_error());
+    CHECK(strstr(out[0].error, "no result within 300 ms") != NULL, "missing results carry an error: '%s'",
+          out[0].error);
+    CHECK(log_has("trajectory 777"), "stale result ignored; log:\n%s", g_log);
     free_results(out, 3);
     // the same batch again; the server answers only id 2 (queued before the batch is sent, read after)
     char peer[PROTO_PEER_ID_MAX + 1];
@@ -233,10 +218,9 @@ static void case_client_timeout(void) {
         if (proto_socket_recv(router, &m, peer, 1000) == 0) proto_msg_free(&m);  // the first batch's requests
     send_result(router, "timeout-client", 2);
     rc = hy_reward_client_score(c, reqs, 3, out, 300);
-    report("partial answer: 2 of 3 missing", rc == -1 && strstr(hy_last_error(), "2 of 3 results missing") &&
-                                                 out[1].error[0] == '\0' && out[1].reward == 0.02 &&
-                                                 strstr(out[2].error, "no result"),
-           "rc %d: %s", rc, hy_last_error());
+    CHECK(rc == -1 && strstr(hy_last_error(), "2 of 3 results missing") && out[1].error[0] == '\0' &&
+              out[1].reward == 0.02 && strstr(out[2].error, "no result"),
+          "partial answer: 2 of 3 missing: rc %d: %s", rc, hy_last_error());
     free_results(out, 3);
     hy_reward_client_destroy(c);
     proto_socket_destroy(router);
@@ -266,8 +250,7 @@ static void case_server_inproc(void) {
     o.threads = 4;
     o.log = capture_log;
     server_thread st = {0};
-    report("server starts", hy_reward_server_new(&st.s, ctx, "inproc://reward-server", &o) == 0, "%s",
-           hy_last_error());
+    CHECK(hy_reward_server_new(&st.s, ctx, "inproc://reward-server", &o) == 0, "server starts: %s", hy_last_error());
     if (!st.s) return;
     pthread_t t;
     pthread_create(&t, NULL, run_server, &st);
@@ -286,25 +269,25 @@ static void case_server_inproc(void) {
     int right = rc == 0;
     for (int i = 0; i < N && right; i++)
         right = out[i].trajectory_id == 1000 + (uint64_t)i && out[i].reward == (i % 2 ? 0.0 : 1.0) && !out[i].error[0];
-    report("64 requests through 4 workers", right, "rc %d: %s", rc, hy_last_error());
+    CHECK(right, "64 requests through 4 workers: rc %d: %s", rc, hy_last_error());
     free_results(out, N);
     const double t0 = now_s();
     atomic_store(&st.stop, 1);
     pthread_join(t, NULL);
-    report("stop flag ends the loop within a poll", st.rc == 0 && now_s() - t0 < 1.0, "rc %d after %.3f s", st.rc,
-           now_s() - t0);
+    CHECK(st.rc == 0 && now_s() - t0 < 1.0, "stop flag ends the loop within a poll: rc %d after %.3f s", st.rc,
+          now_s() - t0);
     hy_reward_server_stats s;
     hy_reward_server_stats_get(st.s, &s);
-    report("server counters", s.served == N && s.errors == 0 && s.dropped == 0 && s.undeliverable == 0,
-           "served %llu errors %llu dropped %llu undeliverable %llu", (unsigned long long)s.served,
-           (unsigned long long)s.errors, (unsigned long long)s.dropped, (unsigned long long)s.undeliverable);
+    CHECK(s.served == N && s.errors == 0 && s.dropped == 0 && s.undeliverable == 0,
+          "server counters: served %llu errors %llu dropped %llu undeliverable %llu", (unsigned long long)s.served,
+          (unsigned long long)s.errors, (unsigned long long)s.dropped, (unsigned long long)s.undeliverable);
     hy_reward_client_destroy(c);
     hy_reward_server_destroy(st.s);
     hy_reward_server_opts_default(&o);
     o.threads = 0;
     hy_reward_server *bad;
-    report("threads 0 refused", hy_reward_server_new(&bad, ctx, "inproc://never", &o) == -1 &&
-                                    strstr(hy_last_error(), "threads"), "%s", hy_last_error());
+    CHECK(hy_reward_server_new(&bad, ctx, "inproc://never", &o) == -1 && strstr(hy_last_error(), "threads"),
+          "threads 0 refused: %s", hy_last_error());
     proto_ctx_destroy(ctx);
 }
 
@@ -322,7 +305,7 @@ static int spawn_server(child *ch, const char *name, const char *const *args) {
     memset(ch, 0, sizeof *ch);
     ch->pid = -1;
     if (access(HYBRID, X_OK) != 0) {
-        report(name, 0, "%s not found in the working directory (tests run in the build directory)", HYBRID);
+        CHECK(0, "%s: %s not found in the working directory (tests run in the build directory)", name, HYBRID);
         return -1;
     }
     snprintf(ch->err_path, sizeof ch->err_path, "%s/%s.stderr", g_tmp, name);
@@ -361,7 +344,7 @@ static int spawn_server(child *ch, const char *name, const char *const *args) {
     line[n] = '\0';
     const char *prefix = "reward-server: listening on tcp://127.0.0.1:";
     const int ok = strncmp(line, prefix, strlen(prefix)) == 0 && strcmp(line + strlen(prefix), "*") != 0;
-    report(name, ok, "first line '%s' (stderr in %s)", line, ch->err_path);
+    CHECK(ok, "%s: first line '%s' (stderr in %s)", name, line, ch->err_path);
     if (ok) snprintf(ch->endpoint, sizeof ch->endpoint, "%s", line + strlen("reward-server: listening on "));
     return ok ? 0 : -1;
 }
@@ -420,15 +403,16 @@ static void case_process(void) {
                                     request(5, "no-such-verifier", "42", "42")};
     proto_reward_result out[3];
     int rc = hy_reward_client_score(c, reqs, 3, out, 10000);
-    report("process: batch scored", rc == 0, "%s", hy_last_error());
+    CHECK(rc == 0, "process: batch scored: %s", hy_last_error());
     if (rc == 0) {
-        report("process: math right → 1", out[0].trajectory_id == 7 && out[0].reward == 1 && !out[0].error[0],
-               "id %llu reward %g error '%s'", (unsigned long long)out[0].trajectory_id, out[0].reward, out[0].error);
-        report("process: math wrong → 0", out[1].trajectory_id == 3 && out[1].reward == 0 && !out[1].error[0],
-               "reward %g error '%s'", out[1].reward, out[1].error);
-        report("process: unknown verifier → error naming it",
-               out[2].trajectory_id == 5 && strstr(out[2].error, "no-such-verifier") &&
-                   strstr(out[2].error, "unknown verifier"), "error '%s'", out[2].error);
+        CHECK(out[0].trajectory_id == 7 && out[0].reward == 1 && !out[0].error[0],
+              "process: math right → 1: id %llu reward %g error '%s'", (unsigned long long)out[0].trajectory_id,
+              out[0].reward, out[0].error);
+        CHECK(out[1].trajectory_id == 3 && out[1].reward == 0 && !out[1].error[0],
+              "process: math wrong → 0: reward %g error '%s'", out[1].reward, out[1].error);
+        CHECK(out[2].trajectory_id == 5 && strstr(out[2].error, "no-such-verifier") &&
+                  strstr(out[2].error, "unknown verifier"),
+              "process: unknown verifier → error naming it; error '%s'", out[2].error);
     }
     free_results(out, 3);
 
@@ -442,30 +426,29 @@ static void case_process(void) {
     rc = proto_socket_send_raw(rogue, NULL, "\xde\xad\xbe\xef garbage", 12, 2000);
     rc |= proto_socket_send(rogue, NULL, &hb, 2000);
     rc |= proto_socket_send(anon, NULL, &req, 2000);
-    report("process: bad frames sent", rc == 0, "%s", hy_last_error());
-    report("process: garbage logged with its reason", wait_file_has(ch.err_path, "malformed"), "see %s", ch.err_path);
-    report("process: wrong type logged", wait_file_has(ch.err_path, "dropped a heartbeat message from peer \"rogue\""),
-           "see %s", ch.err_path);
-    report("process: peer without routing id logged", wait_file_has(ch.err_path, "routing_id"), "see %s", ch.err_path);
+    CHECK(rc == 0, "process: bad frames sent: %s", hy_last_error());
+    CHECK(wait_file_has(ch.err_path, "malformed"), "process: garbage logged with its reason; see %s", ch.err_path);
+    CHECK(wait_file_has(ch.err_path, "dropped a heartbeat message from peer \"rogue\""),
+          "process: wrong type logged; see %s", ch.err_path);
+    CHECK(wait_file_has(ch.err_path, "routing_id"), "process: peer without routing id logged; see %s", ch.err_path);
     proto_reward_request more[2] = {request(8, "exact", "the key is 3fa9", "3fa9"),
                                     request(9, "sequence", "C, A, B", "[c a b]")};
     rc = hy_reward_client_score(c, more, 2, out, 10000);
-    report("process: still serving after bad frames", rc == 0 && out[0].reward == 1 && out[1].reward == 1,
-           "rc %d: %s", rc, hy_last_error());
+    CHECK(rc == 0 && out[0].reward == 1 && out[1].reward == 1, "process: still serving after bad frames: rc %d: %s", rc,
+          hy_last_error());
     free_results(out, 2);
 
     // shutdown by message: exit status 0 and the counters
     const proto_msg stop = {.type = PROTO_CONTROL, .u.control = {PROTO_CMD_SHUTDOWN, "test done"}};
-    report("process: shutdown sent", proto_socket_send(rogue, NULL, &stop, 2000) == 0, "%s", hy_last_error());
+    CHECK(proto_socket_send(rogue, NULL, &stop, 2000) == 0, "process: shutdown sent: %s", hy_last_error());
     const int status = wait_child(&ch);
     char rest[1024];
     read_rest(&ch, rest, sizeof rest);
-    report("process: exits 0 on shutdown", status == 0, "status %d", status);
-    report("process: counters at exit",
-           strstr(rest, "stopped (shutdown message): served 4, errors 1, dropped 3, undeliverable 0") != NULL,
-           "stdout: %s", rest);
-    report("process: shutdown logged", file_has(ch.err_path, "shutdown requested by peer \"rogue\" (test done)"),
-           "see %s", ch.err_path);
+    CHECK(status == 0, "process: exits 0 on shutdown: status %d", status);
+    CHECK(strstr(rest, "stopped (shutdown message): served 4, errors 1, dropped 3, undeliverable 0") != NULL,
+          "process: counters at exit; stdout: %s", rest);
+    CHECK(file_has(ch.err_path, "shutdown requested by peer \"rogue\" (test done)"), "process: shutdown logged; see %s",
+          ch.err_path);
     proto_socket_destroy(anon);
     proto_socket_destroy(rogue);
     hy_reward_client_destroy(c);
@@ -483,7 +466,7 @@ static void case_process_curve(void) {
     snprintf(client_key, sizeof client_key, "%s.key", client);
     snprintf(client_pub, sizeof client_pub, "%s.pub", client);
     if (proto_keygen(server, NULL) || proto_keygen(client, NULL)) {
-        report("curve: keygen", 0, "%s", hy_last_error());
+        CHECK(0, "curve: keygen: %s", hy_last_error());
         return;
     }
     const char *args[] = {"--keys", server_key, "--authorized-keys", client_pub, NULL};
@@ -503,23 +486,23 @@ static void case_process_curve(void) {
     proto_reward_request reqs[1] = {request(1, "math", "\\boxed{6}", "6")};
     proto_reward_result out[1];
     int rc = hy_reward_client_score(c, reqs, 1, out, 10000);
-    report("curve: authorized client scored", rc == 0 && out[0].reward == 1, "rc %d: %s", rc, hy_last_error());
+    CHECK(rc == 0 && out[0].reward == 1, "curve: authorized client scored: rc %d: %s", rc, hy_last_error());
     free_results(out, 1);
     proto_socket_opts_default(&o);
     o.linger_ms = 0;
     hy_reward_client_new(&plain, ctx, ch.endpoint, &o);
     proto_log_set(capture_log, NULL);
     rc = hy_reward_client_score(plain, reqs, 1, out, 300);
-    report("curve: plaintext client gets nothing", rc == -1 && strstr(hy_last_error(), "1 of 1"), "rc %d: %s", rc,
-           hy_last_error());
+    CHECK(rc == -1 && strstr(hy_last_error(), "1 of 1"), "curve: plaintext client gets nothing: rc %d: %s", rc,
+          hy_last_error());
     proto_log_set(NULL, NULL);
     free_results(out, 1);
     kill(ch.pid, SIGTERM);
     const int status = wait_child(&ch);
     char rest[1024];
     read_rest(&ch, rest, sizeof rest);
-    report("curve: SIGTERM exits 0 with counters", status == 0 && strstr(rest, "stopped (signal): served 1"),
-           "status %d, stdout: %s", status, rest);
+    CHECK(status == 0 && strstr(rest, "stopped (signal): served 1"),
+          "curve: SIGTERM exits 0 with counters: status %d, stdout: %s", status, rest);
     hy_reward_client_destroy(plain);
     hy_reward_client_destroy(c);
     proto_ctx_destroy(ctx);
@@ -536,15 +519,16 @@ static const char *g_external;
 static void case_external(void) {
     proto_ctx *ctx = proto_ctx_new();
     hy_reward_client *c;
-    report("external: connect", hy_reward_client_new(&c, ctx, g_external, NULL) == 0, "%s", hy_last_error());
+    CHECK(hy_reward_client_new(&c, ctx, g_external, NULL) == 0, "external: connect: %s", hy_last_error());
     proto_reward_request reqs[3] = {request(11, "math", "Adding them up, the answer is \\boxed{42}.", "42"),
                                     request(12, "math", "I get 41", "#### 42"),
                                     request(13, "math", "first 3.5, then 7", "7")};
     proto_reward_result out[3];
     int rc = hy_reward_client_score(c, reqs, 3, out, 5000);
-    report("external: batch scored", rc == 0 && out[0].reward == 1 && out[1].reward == 0 && out[2].reward == 1 &&
-                                         !out[0].error[0] && !out[1].error[0] && !out[2].error[0],
-           "rc %d (%s): rewards %g %g %g", rc, hy_last_error(), out[0].reward, out[1].reward, out[2].reward);
+    CHECK(rc == 0 && out[0].reward == 1 && out[1].reward == 0 && out[2].reward == 1 && !out[0].error[0] &&
+              !out[1].error[0] && !out[2].error[0],
+          "external: batch scored: rc %d (%s): rewards %g %g %g", rc, hy_last_error(), out[0].reward, out[1].reward,
+          out[2].reward);
     free_results(out, 3);
     proto_socket *rogue = open_socket(ctx, ZMQ_DEALER, NULL, NULL, "rogue");
     proto_socket_connect(rogue, g_external);
@@ -553,14 +537,14 @@ static void case_external(void) {
     proto_socket_send(rogue, NULL, &hb, 2000);
     for (int i = 0; i < 3; i++) reqs[i].trajectory_id += 100;
     rc = hy_reward_client_score(c, reqs, 3, out, 5000);
-    report("external: still serving after garbage and a heartbeat", rc == 0, "%s", hy_last_error());
+    CHECK(rc == 0, "external: still serving after garbage and a heartbeat: %s", hy_last_error());
     free_results(out, 3);
     const proto_msg stop = {.type = PROTO_CONTROL, .u.control = {PROTO_CMD_SHUTDOWN, "conformance check done"}};
     proto_socket_send(rogue, NULL, &stop, 2000);
     usleep(500000);  // the shutdown travels on another connection: give it time to arrive first
     for (int i = 0; i < 3; i++) reqs[i].trajectory_id += 100;
     rc = hy_reward_client_score(c, reqs, 1, out, 500);
-    report("external: no answers after shutdown", rc == -1, "still answering");
+    CHECK(rc == -1, "external: no answers after shutdown: still answering");
     free_results(out, 1);
     proto_socket_destroy(rogue);
     hy_reward_client_destroy(c);
@@ -599,22 +583,21 @@ int main(int argc, char **argv) {
     int ran = 0;
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
         if (only ? strcmp(only, k_cases[i].name) != 0 : k_cases[i].fn == case_external) continue;
-        const int before = n_fail;
+        const int before = check_failures;
         const double t0 = now_s();
         k_cases[i].fn();
-        printf("%s %-18s %.2f s\n", n_fail == before ? "ok  " : "FAIL", k_cases[i].name, now_s() - t0);
+        printf("%s %-18s %.2f s\n", check_failures == before ? "ok  " : "FAIL", k_cases[i].name, now_s() - t0);
         ran++;
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (n_fail == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
-    if (n_fail) printf("logs kept in %s\n", g_tmp);
+    if (check_failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    if (check_failures) printf("logs kept in %s\n", g_tmp);
     if (!ran) {
         fprintf(stderr, "no case named %s; cases:", only);
         for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) fprintf(stderr, " %s", k_cases[i].name);
         fprintf(stderr, "\n");
         return 2;
     }
-    printf("%d checks passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary("test_reward_server");
 }

@@ -17,19 +17,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "check.h"
 #include "common/run_store.h"
 #include "proto/transport.h"
-
-static int failures;
-#define CHECK(cond, ...)                                               \
-    do {                                                               \
-        if (!(cond)) {                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-            fprintf(stderr, __VA_ARGS__);                              \
-            fprintf(stderr, "\n");                                     \
-            failures++;                                                \
-        }                                                              \
-    } while (0)
 
 static char tmp[256];
 
@@ -233,6 +223,7 @@ static void test_workers_garbage_and_a_lost_worker(const char *model) {
     snprintf(log, sizeof log, "%s/a.log", tmp);
     snprintf(store, sizeof store, "%s/runs.sqlite", out);
     const char *args[] = {RUN_ARGS(out, "30", "2", "0"), "--sft-steps", "30", "--sft-batch-size", "16", "--sft-lr", "3e-3", NULL};
+    const int failures_before = check_failures;
     const pid_t pid = start(args, log);
     CHECK(wait_for(pid, log, "rollout workers on", 600), "learner did not start its workers");
     char ep[256] = "";
@@ -266,7 +257,7 @@ static void test_workers_garbage_and_a_lost_worker(const char *model) {
     CHECK(stat(report, &st) == 0 && st.st_size > 1000, "no report at %s", report);
     pid_t left[8];
     CHECK(ep[0] && find_workers(ep, NULL, left, 8) == 0, "workers outlived the run");
-    if (failures) fprintf(stderr, "---- %s ----\n%s\n", log, text);
+    if (check_failures > failures_before) fprintf(stderr, "---- %s ----\n%s\n", log, text);
     free(text);
 }
 
@@ -278,6 +269,7 @@ static void test_learner_killed_and_resumed(const char *model) {
     snprintf(store, sizeof store, "%s/runs.sqlite", out);
     snprintf(ckpt, sizeof ckpt, "checkpoint %s/step-000002", out);
     const char *args[] = {RUN_ARGS(out, "6", "1", "1"), NULL};
+    const int failures_before = check_failures;
     const pid_t pid = start(args, log);
     CHECK(wait_for(pid, log, "rollout workers on", 600), "learner did not start its workers");
     char ep[256] = "";
@@ -303,7 +295,7 @@ static void test_learner_killed_and_resumed(const char *model) {
     CHECK(v.metric_steps == 6 && v.metric_dupes == 0, "reward_mean logged for %d steps (%d out of order)",
           v.metric_steps, v.metric_dupes);
     CHECK(v.checkpoints >= 6, "%d checkpoints recorded", v.checkpoints);
-    if (failures) fprintf(stderr, "---- %s ----\n%s\n", log2, text);
+    if (check_failures > failures_before) fprintf(stderr, "---- %s ----\n%s\n", log2, text);
     free(text);
 }
 
@@ -316,11 +308,11 @@ int main(void) {
     if (system(cmd) != 0) return fprintf(stderr, "FAIL: %s\n", cmd), 1;
     test_workers_garbage_and_a_lost_worker(model);
     test_learner_killed_and_resumed(model);
-    if (!failures) {
+    if (check_failures) {
+        printf("logs kept in %s\n", tmp);
+    } else {
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
         if (system(cmd) != 0) fprintf(stderr, "note: %s failed\n", cmd);
     }
-    if (failures) printf("test_run_loop: %d failures (logs in %s)\n", failures, tmp);
-    else printf("test_run_loop: ok\n");
-    return failures ? 1 : 0;
+    return check_summary("test_run_loop");
 }

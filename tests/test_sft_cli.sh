@@ -9,37 +9,8 @@
 set -u
 hybrid=$1
 src=$2
+. "$src/tests/lib.sh"
 tok=$src/model/tokenizers/dolma2-tokenizer.json
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass() { printf '  ok   %s\n' "$1"; }
-fail() { printf '  FAIL %s\n' "$1"; fails=$((fails + 1)); }
-
-# expect_error NAME STATUS NEEDLE... -- CMD...: CMD must exit with STATUS, stderr must contain every NEEDLE
-expect_error() {
-  local name=$1 want=$2; shift 2
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  if [ $rc -ne "$want" ]; then fail "$name: exit status $rc, expected $want"; tail -3 "$work/err"; return; fi
-  if grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$work/err"; then fail "$name: sanitizer report"; cat "$work/err"; return; fi
-  for n in "${needles[@]}"; do
-    if ! grep -qF -- "$n" "$work/err"; then fail "$name: message lacks '$n'"; tail -3 "$work/err"; return; fi
-  done
-  pass "$name: $( (grep -E 'error:' "$work/err" || tail -1 "$work/err") | head -1 | head -c 200)"
-}
-
-expect_ok() {
-  local name=$1; shift
-  if "$@" >"$work/out" 2>"$work/err" && ! grep -qE 'AddressSanitizer|runtime error:' "$work/err"; then
-    pass "$name"
-  else
-    fail "$name"; tail -5 "$work/err"
-  fi
-}
 
 same_checkpoint() {  # same_checkpoint NAME DIR_A DIR_B
   for f in model.safetensors optimizer.bin trainer_state.bin; do
@@ -49,7 +20,7 @@ same_checkpoint() {  # same_checkpoint NAME DIR_A DIR_B
 }
 
 echo "help"
-expect_ok "sft --help" "$hybrid" sft --help
+run_ok "sft --help" "$hybrid" sft --help
 for o in --recipe --set --resume --batch-size --micro-batch-tokens --loss-norm --lr-schedule --warmup-steps --no-decay --save-every "token|sequence"; do
   grep -qF -- "$o" "$work/out" && pass "help lists $o" || fail "help lacks $o"
 done
@@ -73,7 +44,7 @@ lr: 1e-2
 lr-schedule: linear
 warmup-steps: 1
 EOF
-expect_ok "recipe + --set" "$hybrid" sft --recipe "$work/r.yaml" --out "$work/o1" --set lr=5e-3 --set=min-lr-ratio=0.5
+run_ok "recipe + --set" "$hybrid" sft --recipe "$work/r.yaml" --out "$work/o1" --set lr=5e-3 --set=min-lr-ratio=0.5
 [ "$(grep -c '"step"' "$work/out")" -eq 4 ] && pass "steps from the recipe" || fail "expected 4 step lines"
 head -1 "$work/out" | grep -qE '^\{"step": 1, "loss": [0-9.e+-]+, "grad_norm": [0-9.e+-]+, "lr": 0.005, "tokens": [0-9]+, "skipped": 0\}$' \
   && pass "metrics line: step, loss, grad_norm, lr (from --set), tokens, skipped" || { fail "metrics line"; head -1 "$work/out"; }
@@ -81,11 +52,11 @@ sed -n 4p "$work/out" | grep -q '"lr": 0.0025,' && pass "linear decay to min-lr-
 grep -qE '^step 1/4 \| loss [0-9.]+ \| [0-9]+ tok/s \| lr 5.000e-03 \| ETA ' "$work/err" && pass "progress line on stderr" || { fail "progress line"; grep '^step' "$work/err"; }
 grep -q '^lr: 5e-3$' "$work/err" && grep -q '^warmup-steps: 1$' "$work/err" && pass "resolved configuration printed" || fail "resolved configuration not printed"
 grep -q '^lr: 5e-3$' "$work/o1/recipe.yaml" && grep -q '^steps: 4$' "$work/o1/recipe.yaml" && pass "resolved configuration stored in the checkpoint" || fail "recipe.yaml in the checkpoint"
-expect_ok "the stored configuration replays as a recipe" "$hybrid" sft --recipe "$work/o1/recipe.yaml" --out "$work/o1b"
+run_ok "the stored configuration replays as a recipe" "$hybrid" sft --recipe "$work/o1/recipe.yaml" --out "$work/o1b"
 cmp -s "$work/o1/model.safetensors" "$work/o1b/model.safetensors" && pass "replay gives the same weights" || fail "replay differs"
-expect_ok "command-line option beats the recipe" "$hybrid" sft --recipe "$work/r.yaml" --out "$work/o2" --steps 2
+run_ok "command-line option beats the recipe" "$hybrid" sft --recipe "$work/r.yaml" --out "$work/o2" --steps 2
 [ "$(grep -c '"step"' "$work/out")" -eq 2 ] && pass "--steps 2 over the recipe's 4" || fail "precedence"
-expect_ok "--set beats the command line" "$hybrid" sft --recipe "$work/r.yaml" --out "$work/o2" --steps 2 --set steps=1
+run_ok "--set beats the command line" "$hybrid" sft --recipe "$work/r.yaml" --out "$work/o2" --steps 2 --set steps=1
 [ "$(grep -c '"step"' "$work/out")" -eq 1 ] && pass "--set steps=1 over --steps 2" || fail "--set precedence"
 
 echo "the example recipe"
@@ -96,54 +67,53 @@ echo "the example recipe"
   printf '%s\n' '{"text":"The quick brown fox jumps over the lazy dog."}'
   printf '%s\n' '{"messages":[{"role":"user","content":"no answer here"}]}'
 } >"$work/chat.jsonl"
-expect_ok "recipes/sft-tiny.yaml" "$hybrid" sft --recipe "$src/recipes/sft-tiny.yaml" --data "$work/chat.jsonl" \
+run_ok "recipes/sft-tiny.yaml" "$hybrid" sft --recipe "$src/recipes/sft-tiny.yaml" --data "$work/chat.jsonl" \
   --set model="$work/tm" --set out="$work/tsft" --set save-dir="$work/nested/not/yet/tck" --set steps=4 --set save-every=2
 [ "$(grep -c '"step"' "$work/out")" -eq 4 ] && [ -f "$work/nested/not/yet/tck/step-000002/model.safetensors" ] && [ -f "$work/tsft/tokenizer.json" ] \
   && pass "4 steps, a periodic checkpoint, the tokenizer kept" || fail "example recipe outputs"
 grep -q "1 without targets dropped" "$work/err" && pass "a conversation without an assistant turn is dropped" || fail "drop note"
-expect_ok "the checkpoint scores like a model directory" "$hybrid" score --model "$work/tsft" --input "$work/chat.jsonl" --output "$work/s.jsonl"
+run_ok "the checkpoint scores like a model directory" "$hybrid" score --model "$work/tsft" --input "$work/chat.jsonl" --output "$work/s.jsonl"
 
 echo "bad recipes"
 printf 'steps: 2\nlrate: 1e-3\n' >"$work/bad_key.yaml"
-expect_error "unknown key" 1 "bad_key.yaml:2" "unknown key 'lrate'" -- "$hybrid" sft --recipe "$work/bad_key.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "unknown key" "bad_key.yaml:2" "unknown key 'lrate'" -- "$hybrid" sft --recipe "$work/bad_key.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
 printf 'steps: 2\nlr: fast\n' >"$work/bad_value.yaml"
-expect_error "ill-typed value" 1 "bad_value.yaml:2" "'lr'" "expects a number" -- "$hybrid" sft --recipe "$work/bad_value.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "ill-typed value" "bad_value.yaml:2" "'lr'" "expects a number" -- "$hybrid" sft --recipe "$work/bad_value.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
 printf 'min-lr-ratio: 2\n' >"$work/bad_range.yaml"
-expect_error "value out of range" 1 "bad_range.yaml:1" "'min-lr-ratio'" "outside [0, 1]" -- "$hybrid" sft --recipe "$work/bad_range.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "value out of range" "bad_range.yaml:1" "'min-lr-ratio'" "outside [0, 1]" -- "$hybrid" sft --recipe "$work/bad_range.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
 printf 'lr-schedule: exponential\n' >"$work/bad_choice.yaml"
-expect_error "unknown choice" 1 "bad_choice.yaml:1" "constant|linear|cosine" -- "$hybrid" sft --recipe "$work/bad_choice.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "unknown choice" "bad_choice.yaml:1" "constant|linear|cosine" -- "$hybrid" sft --recipe "$work/bad_choice.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
 printf 'steps: [1, 2]\n' >"$work/bad_list.yaml"
-expect_error "list value" 1 "bad_list.yaml:1" "'steps'" "list" -- "$hybrid" sft --recipe "$work/bad_list.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "list value" "bad_list.yaml:1" "'steps'" "list" -- "$hybrid" sft --recipe "$work/bad_list.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
 printf 'steps: 2\n  lr: : 1\n' >"$work/bad_yaml.yaml"
-expect_error "YAML syntax error" 1 "bad_yaml.yaml" "syntax error" -- "$hybrid" sft --recipe "$work/bad_yaml.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "YAML syntax error" "bad_yaml.yaml" "syntax error" -- "$hybrid" sft --recipe "$work/bad_yaml.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
 printf 'resume: somewhere\n' >"$work/bad_resume.yaml"
-expect_error "resume in a recipe" 1 "bad_resume.yaml:1" "'resume'" -- "$hybrid" sft --recipe "$work/bad_resume.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
-expect_error "missing recipe" 1 "nope.yaml" -- "$hybrid" sft --recipe "$work/nope.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
-expect_error "--set unknown key" 2 "--set 'bogus'" "unknown option" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --set bogus=1
-expect_error "--set without =" 2 "KEY=VALUE" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --set lr
-expect_error "--set bad value" 2 "--set 'batch-size'" "-3" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --set batch-size=-3
-expect_error "no-decay rule matching nothing" 1 "no-decay rule 'layer_norms'" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --no-decay norm,layer_norms
-expect_error "sequence over the micro-batch budget" 1 "d.jsonl:1" "micro-batch" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --micro-batch-tokens 4
+expect_msg "resume in a recipe" "bad_resume.yaml:1" "'resume'" -- "$hybrid" sft --recipe "$work/bad_resume.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg "missing recipe" "nope.yaml" -- "$hybrid" sft --recipe "$work/nope.yaml" --model "$work/m" --data "$work/d.jsonl" --out "$work/x"
+expect_msg --status 2 "--set unknown key" "--set 'bogus'" "unknown option" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --set bogus=1
+expect_msg --status 2 "--set without =" "KEY=VALUE" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --set lr
+expect_msg --status 2 "--set bad value" "--set 'batch-size'" "-3" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --set batch-size=-3
+expect_msg "no-decay rule matching nothing" "no-decay rule 'layer_norms'" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --no-decay norm,layer_norms
+expect_msg "sequence over the micro-batch budget" "d.jsonl:1" "micro-batch" -- "$hybrid" sft --model "$work/m" --data "$work/d.jsonl" --out "$work/x" --micro-batch-tokens 4
 [ ! -e "$work/x" ] && pass "nothing written by failed runs" || fail "a failed run wrote --out"
 
 echo "resume"
 common=(--model "$work/m" --data "$work/d.jsonl" --steps 6 --batch-size 4 --micro-batch-tokens 16 --lr 1e-2 --lr-schedule cosine --warmup-steps 2 --seed 7)
-expect_ok "straight run with checkpoints" "$hybrid" sft "${common[@]}" --out "$work/straight" --save-every 3 --save-dir "$work/ck"
-expect_ok "resume from step 3" "$hybrid" sft "${common[@]}" --out "$work/resumed" --resume "$work/ck/step-000003"
+run_ok "straight run with checkpoints" "$hybrid" sft "${common[@]}" --out "$work/straight" --save-every 3 --save-dir "$work/ck"
+run_ok "resume from step 3" "$hybrid" sft "${common[@]}" --out "$work/resumed" --resume "$work/ck/step-000003"
 grep -q "resuming .*step-000003 at step 3" "$work/err" && pass "resume note" || fail "resume note"
 [ "$(grep -c '"step"' "$work/out")" -eq 3 ] && head -1 "$work/out" | grep -q '"step": 4,' && pass "continues with step 4" || fail "resumed steps"
 same_checkpoint "resumed run is bit-identical to the straight one" "$work/straight" "$work/resumed"
-expect_ok "resume into the same directory" "$hybrid" sft "${common[@]}" --out "$work/ck/step-000003" --resume "$work/ck/step-000003"
+run_ok "resume into the same directory" "$hybrid" sft "${common[@]}" --out "$work/ck/step-000003" --resume "$work/ck/step-000003"
 same_checkpoint "in-place resume replaces the checkpoint" "$work/straight" "$work/ck/step-000003"
 ls "$work/ck" | grep -qE 'tmp|old' && fail "temporary directories left behind" || pass "no temporary directories left"
 printf '{"tokens":[1,2,3,4,5]}\n' >"$work/other.jsonl"
-expect_error "resume on other data" 1 "trainer_state.bin" "data_hash" -- "$hybrid" sft "${common[@]}" --data "$work/other.jsonl" --out "$work/x" --resume "$work/straight"
+expect_msg "resume on other data" "trainer_state.bin" "data_hash" -- "$hybrid" sft "${common[@]}" --data "$work/other.jsonl" --out "$work/x" --resume "$work/straight"
 cp -r "$work/straight" "$work/damaged"
 truncate -s 1000 "$work/damaged/optimizer.bin"
-expect_error "truncated optimizer state" 1 "damaged/optimizer.bin" "truncated" "field '" -- "$hybrid" sft "${common[@]}" --out "$work/x" --resume "$work/damaged"
+expect_msg "truncated optimizer state" "damaged/optimizer.bin" "truncated" "field '" -- "$hybrid" sft "${common[@]}" --out "$work/x" --resume "$work/damaged"
 mkdir -p "$work/busy" && echo keep >"$work/busy/notes.txt"
-expect_error "--out holding other files" 1 "notes.txt" "refusing to replace" -- "$hybrid" sft "${common[@]}" --out "$work/busy"
+expect_msg "--out holding other files" "notes.txt" "refusing to replace" -- "$hybrid" sft "${common[@]}" --out "$work/busy"
 grep -q '"step"' "$work/out" && fail "trained before refusing --out" || pass "refused before training"
 
-echo "$fails failure(s)"
-[ "$fails" -eq 0 ]
+finish

@@ -11,35 +11,8 @@
 set -u
 hybrid=$1
 src=$2
+. "$src/tests/lib.sh"
 tok=$src/model/tokenizers/dolma2-tokenizer.json
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass() { printf '  ok   %s\n' "$1"; }
-fail() { printf '  FAIL %s\n' "$1"; fails=$((fails + 1)); }
-sanitizer_report() { grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$work/err"; }
-
-expect_ok() {
-  local name=$1; shift
-  if "$@" >"$work/out" 2>"$work/err" && ! sanitizer_report; then pass "$name"; else fail "$name"; tail -5 "$work/err"; fi
-}
-
-# expect_error NAME NEEDLE... -- CMD...: CMD must exit 1 before any step, stderr must hold every NEEDLE
-expect_error() {
-  local name=$1; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  if [ $rc -ne 1 ]; then fail "$name: exit status $rc, expected 1"; tail -3 "$work/err"; return; fi
-  if sanitizer_report; then fail "$name: sanitizer report"; cat "$work/err"; return; fi
-  if grep -q '"step"' "$work/out"; then fail "$name: trained before failing"; return; fi
-  for n in "${needles[@]}"; do
-    if ! grep -qF -- "$n" "$work/err"; then fail "$name: message lacks '$n'"; tail -3 "$work/err"; return; fi
-  done
-  pass "$name: $(grep -E 'error:' "$work/err" | head -1 | head -c 200)"
-}
 
 # metric RUN NAME STEP: the stored value, or nothing
 metric() { sqlite3 "$store" "SELECT value FROM metrics WHERE run = $1 AND name = '$2' AND step = $3"; }
@@ -51,15 +24,15 @@ have_sqlite3=0
 command -v sqlite3 >/dev/null && have_sqlite3=1
 
 echo "sft into a new store"
-expect_ok "sft --store" "$hybrid" sft --recipe recipes/sft-tiny.yaml --model "$work/m" --out "$work/sft" \
+run_ok "sft --store" "$hybrid" sft --recipe recipes/sft-tiny.yaml --model "$work/m" --out "$work/sft" \
   --save-dir "$work/ck" --save-every 2 --steps 3 --store "$store"
 cp "$work/out" "$work/sft.jsonl"
 grep -q "recording run 1 'sft-sft' in the run store $store" "$work/err" && pass "names the run (default name)" \
   || { fail "run note"; grep 'run store' "$work/err"; }
-expect_ok "runs --store" "$hybrid" runs --store "$store"
+run_ok "runs --store" "$hybrid" runs --store "$store"
 grep -qE '^ +1 +sft +done .* 3 +[0-9.]+ +sft-sft$' "$work/out" && pass "runs: sft run, done, last step 3, a loss" \
   || { fail "runs row"; cat "$work/out"; }
-expect_ok "report" "$hybrid" report --store "$store" 1 --out "$work/r1.html"
+run_ok "report" "$hybrid" report --store "$store" 1 --out "$work/r1.html"
 grep -q '<svg' "$work/r1.html" && grep -qF 'class="title">Loss<' "$work/r1.html" \
   && grep -qF 'class="title">Tokens/s<' "$work/r1.html" \
   && pass "report: loss and tokens/s charts" || fail "report lacks the charts"
@@ -78,7 +51,7 @@ if [ $have_sqlite3 = 1 ]; then
 fi
 
 echo "dpo: a second run"
-expect_ok "dpo --store" "$hybrid" dpo --recipe recipes/dpo-tiny.yaml --model "$work/m" --out "$work/dpo" \
+run_ok "dpo --store" "$hybrid" dpo --recipe recipes/dpo-tiny.yaml --model "$work/m" --out "$work/dpo" \
   --save-dir "$work/dck" --steps 2 --store "$store" --run-name "my dpo"
 "$hybrid" runs --store "$store" >"$work/out" 2>&1
 grep -qE '^ +2 +dpo +done .* 2 +[0-9.]+ +my dpo$' "$work/out" && pass "runs: dpo run 2 named by --run-name" \
@@ -87,12 +60,12 @@ if [ $have_sqlite3 = 1 ]; then
   [ -n "$(metric 2 accuracy 2)" ] && [ -z "$(metric 2 reward_accuracy 2)" ] && [ -n "$(metric 2 margin 2)" ] \
     && pass "reward accuracy stored as accuracy, margin as is" || fail "dpo metric names"
 fi
-expect_ok "report dpo" "$hybrid" report --store "$store" "my dpo" --out "$work/r2.html"
+run_ok "report dpo" "$hybrid" report --store "$store" "my dpo" --out "$work/r2.html"
 grep -qF 'class="title">Accuracy<' "$work/r2.html" && pass "report: accuracy chart" \
   || fail "report lacks accuracy"
 
 echo "resume continues the run"
-expect_ok "sft --resume" "$hybrid" sft --recipe recipes/sft-tiny.yaml --resume "$work/ck/step-000002" \
+run_ok "sft --resume" "$hybrid" sft --recipe recipes/sft-tiny.yaml --resume "$work/ck/step-000002" \
   --out "$work/sft" --save-dir "$work/ck" --steps 4 --store "$store"
 grep -q "continuing run 1 'sft-sft'" "$work/err" && pass "continuing run 1" || { fail "resume note"; grep 'run store' "$work/err"; }
 "$hybrid" runs --store "$store" >"$work/out" 2>&1
@@ -105,13 +78,13 @@ fi
 
 echo "bad stores fail before training"
 mkdir "$work/folder"
-expect_error "store is a folder" "$work/folder" -- "$hybrid" sft --recipe recipes/sft-tiny.yaml --model "$work/m" \
+expect_msg "store is a folder" "$work/folder" -- "$hybrid" sft --recipe recipes/sft-tiny.yaml --model "$work/m" \
   --out "$work/x" --save-dir "$work/x-ck" --steps 1 --store "$work/folder"
+grep -q '"step"' "$work/out" && fail "store is a folder: trained before failing" || pass "store is a folder: before any step"
 echo "not a database" >"$work/text.sqlite"
-expect_error "store is not SQLite" "$work/text.sqlite" "not a SQLite database" -- "$hybrid" sft \
+expect_msg "store is not SQLite" "$work/text.sqlite" "not a SQLite database" -- "$hybrid" sft \
   --recipe recipes/sft-tiny.yaml --model "$work/m" --out "$work/x" --save-dir "$work/x-ck" --steps 1 --store "$work/text.sqlite"
+grep -q '"step"' "$work/out" && fail "store is not SQLite: trained before failing" || pass "store is not SQLite: before any step"
 [ ! -e "$work/x" ] && [ ! -e "$work/x-ck" ] && pass "nothing written" || fail "--out written"
 
-echo
-if [ $fails -ne 0 ]; then echo "$fails FAILED"; exit 1; fi
-echo "all passed"
+finish
