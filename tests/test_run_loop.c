@@ -2,7 +2,8 @@
 // over ZeroMQ run GRPO steps on a tiny model while a peer sends garbage frames and a worker is
 // killed mid-run; then a learner is killed and the same command resumes it. Checked through the
 // run store: every trajectory exactly once, every step's metrics once, versions advancing,
-// checkpoints, evaluations, the report; and no worker outlives its learner.
+// checkpoints, evaluations, the report; and no worker outlives its learner. Last, a colocated run
+// scores every completion on a `hybrid reward-server` process.
 //
 // Run from the build directory (ctest does): ./hybrid is the binary under test. argv[1] = source
 // directory (unused: the model is made here with `hybrid init --preset demo`).
@@ -299,6 +300,37 @@ static void test_learner_killed_and_resumed(const char *model) {
     free(text);
 }
 
+// Scoring on an external reward server: `hybrid reward-server` as its own process, the learner
+// colocated; every completion of every step is scored there (its served count says so).
+static void test_reward_server_scores(const char *model) {
+    const int failures_before = check_failures;
+    char out[300], log[320], srv_log[320];
+    snprintf(out, sizeof out, "%s/c", tmp);
+    snprintf(log, sizeof log, "%s/c.log", tmp);
+    snprintf(srv_log, sizeof srv_log, "%s/server.log", tmp);
+    const char *srv_args[] = {"reward-server", "--bind", "tcp://127.0.0.1:*", NULL};
+    const pid_t srv = start(srv_args, srv_log);
+    CHECK(wait_for(srv, srv_log, "listening on ", 120), "the reward server did not start");
+    char *text = read_file(srv_log), ep[256] = "";
+    const char *p = strstr(text, "listening on ");
+    if (p) sscanf(p + strlen("listening on "), "%255s", ep);
+    free(text);
+    const char *args[] = {RUN_ARGS(out, "2", "0", "0"), "--reward-server", ep, NULL};
+    const pid_t pid = start(args, log);
+    const int rc = wait_exit(pid, 900);
+    CHECK(rc == 0, "hybrid run with a reward server exited with %d", rc);
+    kill(srv, SIGTERM);
+    CHECK(wait_exit(srv, 60) == 0, "the reward server did not stop cleanly on SIGTERM");
+    text = read_file(srv_log);
+    CHECK(strstr(text, "served 32, errors 0"), "the server did not score the 2 × 4 × 4 completions: %s",
+          strstr(text, "stopped") ? strstr(text, "stopped") : "(no stop line)");
+    free(text);
+    text = read_file(log);
+    CHECK(strstr(text, "rl step 2/2") && strstr(text, "\"score_errors\": 0"), "the run did not finish scoring cleanly");
+    if (check_failures > failures_before) fprintf(stderr, "---- %s ----\n%s\n", log, text);
+    free(text);
+}
+
 int main(void) {
     snprintf(tmp, sizeof tmp, "/tmp/hy_run_loop_XXXXXX");
     if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
@@ -308,6 +340,7 @@ int main(void) {
     if (system(cmd) != 0) return fprintf(stderr, "FAIL: %s\n", cmd), 1;
     test_workers_garbage_and_a_lost_worker(model);
     test_learner_killed_and_resumed(model);
+    test_reward_server_scores(model);
     if (check_failures) {
         printf("logs kept in %s\n", tmp);
     } else {
