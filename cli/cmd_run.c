@@ -325,7 +325,9 @@ static int rl_stage(run_ctx *r) {
     c.micro_tokens = (int)arg_int(a, "micro-batch-tokens");
     c.eval_task = r->eval_task;
     eval_options(a, &c.eval);
-    c.eval_name = arg_str(a, "eval-task") ? arg_str(a, "eval-task") : r->task ? hy_task_name(r->task) : "";
+    c.eval_name = arg_str(a, "eval-task") ? arg_str(a, "eval-task")
+                  : r->task                  ? hy_task_name(r->task)
+                                             : arg_str(a, "env");
     c.eval_every = arg_int(a, "eval-every");
     c.eval_at_start = 1;
     c.out = r->out;

@@ -39,12 +39,17 @@ static uint64_t env_seed(const hy_online_config *c, long s, int j) {
     return c->task_seed * 1000003ull + (uint64_t)((s - 1) * c->groups_per_step + j);
 }
 
-// The first observation of step s's episode j as a sample (one user message), for prompting.
-static int env_sample(const hy_online_config *c, long s, int j, hy_task_sample *smp) {
+// Held-out episodes are reset with seeds from here on (training: task_seed·1000003 + 0, 1, ...).
+#define HELD_OUT_SEED_BASE 1000000000000ull
+// Request ids of held-out episodes (training requests: step·G + j, far below).
+#define HELD_OUT_ID_BASE (1ull << 40)
+
+// The first observation of the episode reset with seed, as a sample (one user message).
+static int env_sample(const hy_online_config *c, uint64_t seed, hy_task_sample *smp) {
     hy_env *env;
     char *obs = NULL;
     if (hy_env_new(&env, c->env_name, c->env_params ? c->env_params : "")) return -1;
-    const int rc = hy_env_reset(env, env_seed(c, s, j), &obs);
+    const int rc = hy_env_reset(env, seed, &obs);
     hy_env_destroy(env);
     if (rc) return -1;
     memset(smp, 0, sizeof *smp);
@@ -62,7 +67,7 @@ static int env_sample(const hy_online_config *c, long s, int j, hy_task_sample *
 
 // The environment's reward for a finished episode: its generated turns replayed through a fresh
 // copy reset with the same seed. 0 when the episode ended without the environment saying done.
-static int env_reward(const loop_ctx *x, long s, int j, const proto_trajectory *tr, double *reward, int *turns);
+static int env_reward(const loop_ctx *x, uint64_t seed, const proto_trajectory *tr, double *reward, int *turns);
 
 static uint64_t request_id(const hy_online_config *c, long s, int j) {
     return (uint64_t)s * (uint64_t)c->groups_per_step + (uint64_t)j;
@@ -73,7 +78,7 @@ static int issue_step(loop_ctx *x, hy_rollout_source *src, long s) {
     for (int j = 0; j < c->groups_per_step; j++) {
         hy_task_sample smp;
         const long idx = c->env_name ? (long)env_seed(c, s, j) : prompt_index(x, s, j);
-        if (c->env_name ? env_sample(c, s, j, &smp) : hy_task_sample_get(c->task, idx, &smp)) return -1;
+        if (c->env_name ? env_sample(c, (uint64_t)idx, &smp) : hy_task_sample_get(c->task, idx, &smp)) return -1;
         int32_t *ids = NULL;
         int n = 0;
         int rc = hy_eval_prompt_tokens(x->tok, &smp, c->chat, &ids, &n);
@@ -180,7 +185,8 @@ static int score_step(loop_ctx *x, long s, proto_trajectory **traj, int *n_traj,
             hy_verdict v;
             turns[i] = 1;
             if (x->rewards) continue;
-            if (c->env_name ? env_reward(x, s, j, tr, &rewards[i], &turns[i]) : hy_task_check(&smp, texts[i], NULL, &v)) {
+            if (c->env_name ? env_reward(x, env_seed(c, s, j), tr, &rewards[i], &turns[i])
+                            : hy_task_check(&smp, texts[i], NULL, &v)) {
                 rs->score_errors++;
                 fprintf(stderr, "hybrid: step %ld: completion not scored (reward 0): %s\n", s, hy_last_error());
             } else if (!c->env_name) {
@@ -243,12 +249,12 @@ static int score_step(loop_ctx *x, long s, proto_trajectory **traj, int *n_traj,
     return 0;
 }
 
-static int env_reward(const loop_ctx *x, long s, int j, const proto_trajectory *tr, double *reward, int *turns) {
+static int env_reward(const loop_ctx *x, uint64_t seed, const proto_trajectory *tr, double *reward, int *turns) {
     const hy_online_config *c = x->c;
     hy_env *env;
     char *obs = NULL;
     if (hy_env_new(&env, c->env_name, c->env_params ? c->env_params : "")) return -1;
-    int rc = hy_env_reset(env, env_seed(c, s, j), &obs);
+    int rc = hy_env_reset(env, seed, &obs);
     free(obs);
     *reward = 0;
     *turns = 0;
@@ -284,9 +290,80 @@ static int env_reward(const loop_ctx *x, long s, int j, const proto_trajectory *
     return rc;
 }
 
+static void report_eval(const hy_online_config *c, long step, const hy_eval_result *r);
+
 int hy_online_eval(const hy_online_config *c, const hy_model *m, const hy_tokenizer *tok, long step,
                    hy_eval_result *r) {
     if (hy_eval_run(m, tok, c->eval_task, &c->eval, r, NULL, NULL)) return hy_fail_prefix("evaluation at step %ld", step);
+    report_eval(c, step, r);
+    return 0;
+}
+
+// Held-out episodes through the rollout source with the weights it holds now: eval.n_prompts
+// episodes of fresh seeds, eval.samples each at the evaluation temperature, the environment's
+// reward by replay; pass@1, pass@k and the mean reward as for a task.
+static int env_eval(loop_ctx *x, hy_rollout_source *src, long step, hy_eval_result *r) {
+    const hy_online_config *c = x->c;
+    const hy_eval_options *o = &c->eval;
+    memset(r, 0, sizeof *r);
+    r->k = o->samples;
+    double t0 = now_s(), reward_sum = 0;
+    int rc = 0;
+    for (int i = 0; i < o->n_prompts && !rc; i++) {
+        const uint64_t seed = c->task_seed * 1000003ull + HELD_OUT_SEED_BASE + (uint64_t)i;
+        hy_task_sample smp;
+        int32_t *ids = NULL;
+        int n = 0;
+        if (env_sample(c, seed, &smp)) return -1;
+        rc = hy_eval_prompt_tokens(x->tok, &smp, c->chat, &ids, &n);
+        hy_task_sample_free(&smp);
+        if (rc) break;
+        char seed_text[32];
+        snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
+        proto_str_pair meta[2] = {{"env_seed", seed_text}, {"env_params", (char *)(c->env_params ? c->env_params : "")}};
+        proto_gen_request q = {0};
+        q.id = q.group_id = HELD_OUT_ID_BASE + (uint64_t)step * (uint64_t)o->n_prompts + (uint64_t)i;
+        q.prompt = ids;
+        q.n_prompt = (uint32_t)n;
+        q.sampling = (proto_sampling){o->temperature, 1.0f, 0, o->seed + q.id * 4096u, true, 0};
+        q.n = (uint32_t)o->samples;
+        q.max_tokens = (uint32_t)o->max_tokens;
+        q.metadata = (proto_str_map){meta, 2};
+        q.env_id = (char *)c->env_name;
+        rc = src->submit(src->ctx, &q);
+        free(ids);
+    }
+    for (int i = 0; i < o->n_prompts && !rc; i++) {
+        const uint64_t seed = c->task_seed * 1000003ull + HELD_OUT_SEED_BASE + (uint64_t)i;
+        proto_trajectory *tr = NULL;
+        int n = 0, passed = 0;
+        rc = src->collect(src->ctx, HELD_OUT_ID_BASE + (uint64_t)step * (uint64_t)o->n_prompts + (uint64_t)i, &tr, &n);
+        for (int k = 0; k < n; k++) {
+            double reward = 0;
+            int turns = 0;
+            if (!rc && tr[k].finish_reason != PROTO_FINISH_ERROR && env_reward(x, seed, &tr[k], &reward, &turns))
+                rc = -1;
+            passed += reward >= HY_EVAL_PASS_REWARD;
+            reward_sum += reward;
+            r->generated_tokens += tr[k].n_completion;
+            proto_trajectory_free(&tr[k]);
+        }
+        free(tr);
+        if (rc) break;
+        r->pass_at_1 += (double)passed / (n > 0 ? n : 1);
+        r->pass_at_k += hy_eval_pass_at_k(n, passed, o->samples);
+        r->n_completions += n;
+        r->n_prompts++;
+    }
+    if (rc) return hy_fail_prefix("held-out episodes at step %ld", step);
+    if (r->n_prompts) r->pass_at_1 /= r->n_prompts, r->pass_at_k /= r->n_prompts;
+    r->mean_reward = r->n_completions ? reward_sum / r->n_completions : 0;
+    r->seconds = now_s() - t0;
+    report_eval(c, step, r);
+    return 0;
+}
+
+static void report_eval(const hy_online_config *c, long step, const hy_eval_result *r) {
     if (c->progress) {
         fprintf(c->progress, "eval %s at step %ld: pass@1 %.3f", c->eval_name, step, r->pass_at_1);
         if (r->k > 1) fprintf(c->progress, ", pass@%d %.3f", r->k, r->pass_at_k);
@@ -302,7 +379,6 @@ int hy_online_eval(const hy_online_config *c, const hy_model *m, const hy_tokeni
                                r->n_completions))
             fprintf(stderr, "hybrid: warning: evaluation not stored: %s\n", hy_last_error());
     }
-    return 0;
 }
 
 int hy_run_state_write(const char *out, const char *phase, long step, const char *checkpoint) {
@@ -399,9 +475,10 @@ int hy_online_rl_run(const hy_online_config *c, hy_trainer *t, const hy_tokenize
     long issued = c->start_step, tokens_seen = 0;
     double gen_tokens = 0, t_start = now_s(), last_eval = -1;
     int rc = 0;
-    if (c->eval_task && c->eval_at_start && c->start_step == 0) {
+    const int eval_env = c->env_name && c->eval.n_prompts > 0;
+    if ((c->eval_task || eval_env) && c->eval_at_start && c->start_step == 0) {
         hy_eval_result er;
-        rc = hy_online_eval(c, t->model, tok, 0, &er);
+        rc = eval_env ? env_eval(&x, src, 0, &er) : hy_online_eval(c, t->model, tok, 0, &er);
         last_eval = er.pass_at_1;
     }
     for (long s = c->start_step + 1; s <= c->steps && !rc; s++) {
@@ -437,9 +514,10 @@ int hy_online_rl_run(const hy_online_config *c, hy_trainer *t, const hy_tokenize
         if (!rc && s < c->steps) rc = src->publish(src->ctx, (uint64_t)s, &sync_s);  // nobody generates after the last
         gen_tokens += rs.gen_tokens;
         tokens_seen += st.tokens;
-        if (!rc && c->eval_task && ((c->eval_every > 0 && s % c->eval_every == 0) || s == c->steps)) {
+        if (!rc && (c->eval_task || eval_env) && ((c->eval_every > 0 && s % c->eval_every == 0) || s == c->steps)) {
             hy_eval_result er;
-            rc = hy_online_eval(c, t->model, tok, s, &er);
+            if (eval_env && s == c->steps) rc = src->publish(src->ctx, (uint64_t)s, &sync_s);  // evaluate the last
+            if (!rc) rc = eval_env ? env_eval(&x, src, s, &er) : hy_online_eval(c, t->model, tok, s, &er);
             last_eval = er.pass_at_1;
         }
         char extra[1024] = "";
