@@ -56,7 +56,7 @@ static double now_s(void) {
 void hy_dispatch_options_default(hy_dispatch_options *o) {
     memset(o, 0, sizeof *o);
     o->bind = "tcp://127.0.0.1:*";
-    o->weights_bind = "tcp://127.0.0.1:*";
+    o->weights_bind = NULL;
     o->worker_timeout_s = 30;
     o->max_restarts = 3;
     o->hwm = 256;
@@ -133,6 +133,20 @@ static void send_notice(hy_dispatch *d, remote_worker *w) {
         fprintf(stderr, "hybrid: weight notice to %s not sent: %s\n", w->name, hy_last_error());
 }
 
+// Where the weight endpoint binds when the caller names none: beside the workers' endpoint, so a
+// worker that can reach one reaches the other (tcp://HOST:PORT → tcp://HOST:*, ipc://P → ipc://P.weights).
+static void weights_endpoint_for(const char *bind, char *out, size_t n) {
+    if (!strncmp(bind, "ipc://", 6) || !strncmp(bind, "inproc://", 9)) {
+        snprintf(out, n, "%s.weights", bind);
+        return;
+    }
+    const char *colon = strrchr(bind, ':');
+    if (!strncmp(bind, "tcp://", 6) && colon && colon > bind + 6)
+        snprintf(out, n, "%.*s:*", (int)(colon - bind), bind);
+    else
+        snprintf(out, n, "tcp://127.0.0.1:*");
+}
+
 static int wait_all_joined(hy_dispatch *d);
 static int dispatch_publish(void *ctx, uint64_t version, double *sync_s);
 
@@ -151,9 +165,11 @@ int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o
     so.hwm = o->hwm;
     so.key_file = o->key_file;
     so.authorized_keys = o->authorized_keys;
+    if (o->weights_bind) snprintf(d->wendpoint, sizeof d->wendpoint, "%s", o->weights_bind);
+    else weights_endpoint_for(o->bind, d->wendpoint, sizeof d->wendpoint);
     if (!(d->ctx = proto_ctx_new()) || !(d->sock = proto_socket_new(d->ctx, ZMQ_ROUTER, &so)) ||
         proto_socket_bind(d->sock, o->bind) || !(d->wsock = proto_socket_new(d->ctx, ZMQ_ROUTER, &so)) ||
-        proto_socket_bind(d->wsock, o->weights_bind)) {
+        proto_socket_bind(d->wsock, d->wendpoint)) {
         hy_dispatch_destroy(d);
         return -1;
     }

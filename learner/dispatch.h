@@ -20,7 +20,7 @@
 
 typedef struct {
     const char *bind;            // endpoint workers connect to (tcp://127.0.0.1:* = an ephemeral port)
-    const char *weights_bind;    // weight endpoint (same rules)
+    const char *weights_bind;    // weight endpoint (same rules); NULL = bind's host (or ipc path + ".weights"), any port
     const char *key_file, *authorized_keys;  // CURVE (required off loopback)
     int n_spawn;                 // worker processes to start here; 0 = they are started elsewhere
     const char *const *spawn_argv;  // a worker's argv (NULL-terminated, argv[0] a path); --connect
