@@ -35,12 +35,12 @@ static void usage(FILE *out) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].what);
 }
 
-#ifdef HY_HAVE_CUDA
+#ifdef HY_HAVE_NCCL
 extern const hy_nccl_ops hy_nccl_cuda_ops;  // kernels/cuda/nccl_weights.cu
 #endif
 
 int main(int argc, char **argv) {
-#ifdef HY_HAVE_CUDA
+#ifdef HY_HAVE_NCCL
     hy_nccl_ops_set(&hy_nccl_cuda_ops);  // weight-sync nccl for run / worker / bench sync
 #endif
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {

@@ -176,7 +176,7 @@ int hy_dispatch_new(hy_dispatch **out, hy_model *m, const hy_dispatch_options *o
     snprintf(d->endpoint, sizeof d->endpoint, "%s", proto_socket_endpoint(d->sock));
     snprintf(d->wendpoint, sizeof d->wendpoint, "%s", proto_socket_endpoint(d->wsock));
     if (o->nccl) {
-        const char *why = !hy_nccl_ops_get()               ? "this build has no CUDA (NCCL)"
+        const char *why = !hy_nccl_ops_get()               ? "this build has no NCCL (a CUDA build with libnccl)"
                           : m->be->device != HY_DEVICE_CUDA ? "the learner's model is not on a GPU (--device cuda)"
                           : o->n_spawn < 1                  ? "it needs workers started here (workers ≥ 1)"
                                                             : NULL;

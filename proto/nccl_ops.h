@@ -1,8 +1,8 @@
 // NCCL weight broadcast, reachable from host code that is built without CUDA.
 //
 // The learner's dispatch and the rollout worker live in the core library, which compiles without
-// nvcc; NCCL and the checksum kernel live in the CUDA library. A build with CUDA registers its
-// implementation here at start-up (the CLI does, before any command runs); without one,
+// nvcc; NCCL and the checksum kernel live in the CUDA library. A build with CUDA and NCCL registers
+// its implementation here at start-up (the CLI does, before any command runs); without one,
 // hy_nccl_ops_get() is NULL and asking for weight-sync nccl is an error naming why.
 //
 // Protocol (docs/proto.md, "Weight transfer (NCCL)"): the learner is rank 0 of a communicator

@@ -98,7 +98,7 @@ static int flush_outbox(worker *w) {
 static int load_weights_nccl(worker *w, const proto_weight_notice *n) {
     const hy_nccl_ops *ops = hy_nccl_ops_get();
     hy_model *m = w->m;
-    if (!ops) return hy_fail("weight notice over NCCL, but this build has no CUDA");
+    if (!ops) return hy_fail("weight notice over NCCL, but this build has no NCCL (a CUDA build with libnccl)");
     if (m->be->device != HY_DEVICE_CUDA) return hy_fail("weight notice over NCCL, but the model is not on a GPU");
     char id[HY_NCCL_ID_HEX + 1];
     int rank = 0, nranks = 0;
