@@ -48,9 +48,6 @@
 #include "args.h"
 #include "cli_common.h"
 #include "device.h"
-#ifdef HY_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 int cmd_bench_learner(int argc, char **argv);
 
@@ -409,17 +406,6 @@ static void print_row(const char *side, double ms, int T, const flop_model *f, d
            nominal, nominal_gdn, mem);
 }
 
-static void device_text(const hy_backend *be, char *buf, size_t n) {
-    snprintf(buf, n, "%s", be->name);
-#ifdef HY_HAVE_CUDA
-    struct cudaDeviceProp prop;
-    int dev = 0;
-    if (be->device == HY_DEVICE_CUDA && cudaGetDevice(&dev) == cudaSuccess &&
-        cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
-        snprintf(buf, n, "cuda (%s)", prop.name);
-#endif
-}
-
 // ---- the command ---------------------------------------------------------------------------------------
 
 static int resolve_config(const arg_values *a, hy_config *cfg, const char **name) {
@@ -493,7 +479,7 @@ static int bench(const arg_values *a) {
 
     const int gpu = be->device == HY_DEVICE_CUDA;
     char dev[300];
-    device_text(be, dev, sizeof dev);
+    cli_device_name(be, dev, sizeof dev);
     const double used_before = gpu ? used_gib(be) : 0.0;
     int gemm_n = 0;
     const double gemm_tflops = measure_gemm_tflops(be, &gemm_n);

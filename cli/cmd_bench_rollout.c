@@ -18,9 +18,6 @@
 #include "args.h"
 #include "cli_common.h"
 #include "device.h"
-#ifdef HY_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 int cmd_bench_rollout(int argc, char **argv);
 
@@ -75,17 +72,6 @@ static int parse_budget(const char *text, size_t free_b, size_t *out) {
     return 0;
 }
 
-static void device_text(const hy_backend *be, char *buf, size_t n) {
-    snprintf(buf, n, "%s", be->name);
-#ifdef HY_HAVE_CUDA
-    struct cudaDeviceProp prop;
-    int dev = 0;
-    if (be->device == HY_DEVICE_CUDA && cudaGetDevice(&dev) == cudaSuccess &&
-        cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
-        snprintf(buf, n, "cuda (%s)", prop.name);
-#endif
-}
-
 // Everything after parsing: the backend, the model, the budget, the run. 0 / −1 (message set).
 static int bench(const arg_values *a) {
     const char *dir = arg_str(a, "model"), *preset = arg_str(a, "preset");
@@ -134,7 +120,7 @@ static int bench(const arg_values *a) {
     }
     if (!rc) {
         char dev[300];
-        device_text(be, dev, sizeof dev);
+        cli_device_name(be, dev, sizeof dev);
         char model_text[4200];
         snprintf(model_text, sizeof model_text, "%s (%s weights)", name, dir ? "loaded" : "random");
         hy_bench_rollout_opts o = {

@@ -2,7 +2,11 @@
 // model onto it. auto means CUDA when this build has it and a GPU is present, else the CPU.
 #include "device.h"
 
+#include <stdio.h>
 #include <string.h>
+#ifdef HY_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include "../common/hy_error.h"
 
@@ -43,4 +47,15 @@ int cli_device_check(const hy_backend *be, const hy_config *c) {
                            "(use --device cpu for this model)",
                            names[i], dims[i]);
     return 0;
+}
+
+void cli_device_name(const hy_backend *be, char *buf, size_t n) {
+    snprintf(buf, n, "%s", be->name);
+#ifdef HY_HAVE_CUDA
+    struct cudaDeviceProp prop;
+    int dev = 0;
+    if (be->device == HY_DEVICE_CUDA && cudaGetDevice(&dev) == cudaSuccess &&
+        cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+        snprintf(buf, n, "cuda (%s)", prop.name);
+#endif
 }

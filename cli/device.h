@@ -10,5 +10,7 @@ int cli_device_open(const char *name, hy_backend **out);
 int cli_device_check(const hy_backend *be, const hy_config *cfg);
 // Destroys a backend cli_device_open made (the shared CPU backend is left alone).
 void cli_device_close(hy_backend *be);
+// What benchmark reports call the backend: its name, or "cuda (GPU model)" on CUDA.
+void cli_device_name(const hy_backend *be, char *buf, size_t n);
 
 #endif
