@@ -26,6 +26,13 @@ const char *cli_tokenizer_path(const char *dir, const char *tokenizer_arg, char 
     return access(buf, R_OK) == 0 ? buf : NULL;
 }
 
+int cli_self_exe(char *path, size_t n) {
+    const ssize_t len = readlink("/proc/self/exe", path, n - 1);
+    if (len <= 0) return hy_fail("cannot find the hybrid binary (/proc/self/exe)");
+    path[len] = 0;
+    return 0;
+}
+
 int cli_copy_file(const char *from, const char *to) {
     struct stat a, b;
     if (stat(from, &a) == 0 && stat(to, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return 0;

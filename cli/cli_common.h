@@ -22,6 +22,8 @@ void cli_unload_model(hy_model *m, hy_tokenizer *tok);
 int cli_input_tokens(const json_t *obj, const hy_tokenizer *tok, const char *where, int32_t **ids, int *n);
 // Copies a file (used to keep model directories self-contained with their tokenizer.json).
 int cli_copy_file(const char *from, const char *to);
+// The path of the running hybrid binary (to start workers and ranks). 0 / −1.
+int cli_self_exe(char *path, size_t n);
 // The tokenizer a command used: the --tokenizer path, else DIR/tokenizer.json when it exists.
 const char *cli_tokenizer_path(const char *dir, const char *tokenizer_arg, char *buf, size_t n);
 // Renders a JSON array of {role, content} as ChatML (with the assistant generation prompt when

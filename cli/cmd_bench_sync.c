@@ -57,8 +57,10 @@ static int bench(const arg_values *a) {
         return hy_fail("transport zmq sends one weight image per message (at most 64 MiB): %.2f GB is for nccl", gb);
     }
     static char exe[4096];
-    const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[len > 0 ? len : 0] = 0;
+    if (cli_self_exe(exe, sizeof exe)) {
+        cli_unload_model(&m, tok);
+        return -1;
+    }
     const char *argv[] = {exe, "worker", "--model", model, "--device", nccl ? "cuda" : arg_str(a, "device"),
                           "--memory", "1GiB", "--max-len", "64", "--max-seqs", "4", NULL};
     hy_dispatch_options o;

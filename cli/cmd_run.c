@@ -271,9 +271,7 @@ static int make_source(run_ctx *r, const hy_online_config *c, hy_rollout_source 
         return 0;
     }
     char exe[4096];
-    const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return hy_fail("cannot find the hybrid binary (/proc/self/exe) to start workers");
-    exe[len] = 0;
+    if (cli_self_exe(exe, sizeof exe)) return hy_fail_prefix("starting workers");
     char max_len[32], max_seqs[32];
     snprintf(max_len, sizeof max_len, "%ld", arg_int(a, "max-len"));
     snprintf(max_seqs, sizeof max_seqs, "%d", ec.max_seqs);

@@ -24,12 +24,14 @@
 
 #include "../common/atomic_file.h"
 #include "../common/hy_error.h"
+#include "../common/text_list.h"
 #include "../learner/param_groups.h"
 #include "../learner/ref_logprobs.h"
 #include "../learner/sft_data.h"
 #include "../learner/sft_loop.h"
 #include "../learner/train_state.h"
 #include "../learner/trainer.h"
+#include "../proto/weights.h"
 #include "args.h"
 #include "cli_common.h"
 #include "commands.h"
@@ -285,12 +287,52 @@ static int store_run_start(train_session *s, const arg_values *a, const char *mo
     return 0;
 }
 
+// A rank's GPU: with several visible (a cluster launcher's node), the LOCAL_RANK-th of them; with
+// one (`hybrid learn` gives each rank its own), that one. Set before CUDA starts in this process.
+static int pin_rank_gpu(const hy_dp_env *env) {
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    if (vis && *vis && !strchr(vis, ',')) return 0;
+    char pick[64];
+    if (!vis || !*vis) {
+        snprintf(pick, sizeof pick, "%d", env->local_rank);
+    } else {
+        if (env->local_rank >= hy_list_count(vis))
+            return hy_fail("environment: LOCAL_RANK=%d but CUDA_VISIBLE_DEVICES='%s' lists fewer GPUs", env->local_rank,
+                           vis);
+        hy_list_entry(vis, env->local_rank, pick, sizeof pick);
+    }
+    setenv("CUDA_VISIBLE_DEVICES", pick, 1);
+    return 0;
+}
+
+// Joins the other ranks once the model is loaded: the fingerprint covers the parameter table and
+// the resolved configuration (data, losses, batch sizes), so ranks started differently are refused.
+static int session_join(train_session *s, const hy_dp_env *env, hy_sft_loop *loop, const char *config_yaml) {
+    uint64_t fp = hy_weights_table_hash(&s->m);
+    if (config_yaml) fp = hy_hash_bytes(fp, config_yaml, strlen(config_yaml));
+    int timeout_s = 600;
+    if (getenv("HY_DP_JOIN_TIMEOUT")) timeout_s = atoi(getenv("HY_DP_JOIN_TIMEOUT"));
+    if (hy_dp_join(&s->dp, env, s->m.be, fp, timeout_s > 0 ? timeout_s : 600))
+        return hy_fail_prefix("rank %d of %d", env->rank, env->world);
+    if (env->rank == 0)
+        fprintf(stderr, "hybrid %s: %d data-parallel ranks joined at %s; gradients and parameters over %s\n", s->kind,
+                env->world, env->endpoint, hy_dp_transport(s->dp));
+    if (env->rank != 0) {
+        s->quiet = fopen("/dev/null", "w");
+        if (!s->quiet) return hy_fail("/dev/null: cannot open");
+        loop->metrics = loop->progress = s->quiet;
+    }
+    return 0;
+}
+
 int train_session_open(train_session *s, const arg_values *a, const char *kind, const char *model_dir,
                        hy_sft_loop *loop, const char *config_yaml) {
     memset(s, 0, sizeof *s);
     s->kind = kind;
+    hy_dp_env env;
+    if (hy_dp_env_read(&env) || (env.world > 1 && pin_rank_gpu(&env))) return -1;
     if (hy_atomic_dir_check_replaceable(loop->out, hy_checkpoint_files)) return -1;
-    if (arg_str(a, "store") && run_store_open(arg_str(a, "store"), RUN_STORE_CREATE, &s->store))
+    if (env.rank == 0 && arg_str(a, "store") && run_store_open(arg_str(a, "store"), RUN_STORE_CREATE, &s->store))
         return hy_fail_prefix("--store");
     if (loop->save_dir && loop->save_every > 0 && hy_mkdir_p(loop->save_dir)) {
         run_store_close(s->store);
@@ -305,16 +347,25 @@ int train_session_open(train_session *s, const arg_values *a, const char *kind, 
         run_store_close(s->store);
         return -1;
     }
+    if (env.world > 1 && session_join(s, &env, loop, config_yaml)) {
+        if (s->quiet) fclose(s->quiet);
+        hy_dp_leave(s->dp);
+        hy_param_groups_free(&s->groups);
+        cli_unload_model(&s->m, s->tok);
+        run_store_close(s->store);
+        return -1;
+    }
     adamw_params hp = {loop->schedule.peak, arg_float(a, "beta1"), arg_float(a, "beta2"), arg_float(a, "eps"),
                        arg_float(a, "weight-decay")};
-    hy_trainer_init(&s->t, &s->m, &hp, (float)arg_float(a, "grad-clip"));
+    hy_trainer_init_dp(&s->t, &s->m, &hp, (float)arg_float(a, "grad-clip"), s->dp);
     hy_trainer_set_groups(&s->t, &s->groups);
     char buf[4096];
     const char *tok_file = cli_tokenizer_path(model_dir, arg_str(a, "tokenizer"), buf, sizeof buf);
     snprintf(s->tokenizer_path, sizeof s->tokenizer_path, "%s", tok_file ? tok_file : "");
     loop->tokenizer_path = tok_file ? s->tokenizer_path : NULL;
     loop->config_yaml = config_yaml;
-    loop->peak_tflops = s->m.be->device == HY_DEVICE_CUDA ? arg_float(a, "peak-tflops") : 0.0;
+    // MFU counts the whole job's tokens, so the peak is every rank's GPU together
+    loop->peak_tflops = s->m.be->device == HY_DEVICE_CUDA ? arg_float(a, "peak-tflops") * hy_dp_world(s->dp) : 0.0;
     if (s->store) {
         if (store_run_start(s, a, model_dir, config_yaml)) {
             train_session_close(s, 0);
@@ -330,6 +381,8 @@ void train_session_close(train_session *s, int rc) {
         fprintf(stderr, "hybrid %s: warning: run store: %s\n", s->kind, hy_last_error());
     run_store_close(s->store);
     hy_trainer_free(&s->t);
+    hy_dp_leave(s->dp);
+    if (s->quiet) fclose(s->quiet);
     hy_param_groups_free(&s->groups);
     cli_unload_model(&s->m, s->tok);
     memset(s, 0, sizeof *s);
@@ -387,8 +440,18 @@ int train_reference_logprobs(const arg_values *a, train_session *s, const hy_dat
     uint64_t key;
     int reused, rc = hy_ref_key(arg_str(a, "data"), ds, settings, s->tokenizer_path[0] ? s->tokenizer_path : NULL,
                                 ref, &key);
-    if (!rc)
+    // data-parallel: rank 0 computes (or reuses) the cache while the others wait, then they read it
+    const int rank = hy_dp_rank(s->dp);
+    if (!rc && rank == 0)
         rc = hy_ref_logprobs_cached(cache, key, ref, ds, (int)arg_int(a, "micro-batch-tokens"), out, &reused, stderr);
+    if (s->dp) {
+        double failed = rc != 0;
+        if (hy_dp_sum_host(s->dp, &failed, 1)) rc = -1;
+        else if (failed != 0.0 && !rc) rc = hy_fail("reference logprobs: another rank failed");
+    }
+    if (!rc && rank != 0)
+        rc = hy_ref_logprobs_cached(cache, key, ref, ds, (int)arg_int(a, "micro-batch-tokens"), out, &reused,
+                                    s->quiet ? s->quiet : stderr);
     if (own) cli_unload_model(&ref_m, ref_tok);
     return rc;
 }
@@ -414,6 +477,12 @@ static int run(const arg_values *a, sft_config *c, const char *config_yaml) {
     return rc;
 }
 
+// The resolved configuration, once per job: data-parallel ranks other than 0 would repeat it.
+static void print_resolved(const char *cmd, const char *yaml) {
+    const char *rank = getenv("RANK");
+    if (!rank || !strcmp(rank, "0") || !getenv("WORLD_SIZE")) fprintf(stderr, "hybrid %s: resolved configuration:\n%s", cmd, yaml);
+}
+
 int train_command_main(const arg_command *cmd, int argc, char **argv, train_run_fn run) {
     arg_values a;
     int status = train_resolve_options(cmd, argc, argv, &a);
@@ -431,7 +500,7 @@ int train_command_main(const arg_command *cmd, int argc, char **argv, train_run_
         fprintf(stderr, "hybrid %s: --save-every needs --save-dir\n", cmd->name);
     else {
         char *yaml = args_to_yaml(&a, train_not_in_recipe);
-        fprintf(stderr, "hybrid %s: resolved configuration:\n%s", cmd->name, yaml);
+        print_resolved(cmd->name, yaml);
         status = run(&a, &loop, model_dir, yaml) ? cli_error(cmd->name) : 0;
         free(yaml);
     }
@@ -455,7 +524,7 @@ int cmd_sft(int argc, char **argv) {
         return 2;
     }
     char *yaml = args_to_yaml(&a, train_not_in_recipe);
-    fprintf(stderr, "hybrid sft: resolved configuration:\n%s", yaml);
+    print_resolved("sft", yaml);
     status = run(&a, &c, yaml) ? cli_error("sft") : 0;
     free(yaml);
     args_free(&a);

@@ -9,6 +9,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_rl(int argc, char **argv);
+int cmd_learn(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -47,7 +48,10 @@ int train_command_main(const arg_command *cmd, int argc, char **argv, train_run_
 // store is opened before the model loads (a bad store fails here), the run begun — or, with
 // --resume, the newest run of the same --run-name and kind continued — once it has loaded; then
 // every step's metrics and every checkpoint go to it. A store write that fails later is a warning
-// and the rest of the run is not stored; training goes on. 0 / −1.
+// and the rest of the run is not stored; training goes on. Started as one rank of a data-parallel
+// job (`hybrid learn`, or RANK / WORLD_SIZE / MASTER_ADDR from a cluster launcher: learner/dp.h),
+// it picks its GPU, joins the others and trains its share; rank 0 alone writes metrics, progress
+// and the store. 0 / −1.
 typedef struct {
     hy_model m;
     hy_tokenizer *tok;
@@ -59,6 +63,8 @@ typedef struct {
     int64_t run_id;
     int store_broken;  // a write failed: warned once, nothing more is written
     hy_train_sink sink;
+    hy_dp *dp;         // data-parallel ranks (WORLD_SIZE > 1 in the environment), else NULL
+    FILE *quiet;       // ranks other than 0: their metrics and progress go here (/dev/null)
 } train_session;
 int train_session_open(train_session *s, const arg_values *a, const char *kind, const char *model_dir,
                        hy_sft_loop *loop, const char *config_yaml);

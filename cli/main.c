@@ -21,6 +21,7 @@ static const command commands[] = {
     {"dpo", cmd_dpo, "preference tuning: DPO / length-normalised DPO against cached reference logprobs"},
     {"run", cmd_run, "the post-training loop from a recipe: SFT, online RL with rollout workers, evals, report"},
     {"worker", cmd_worker, "a rollout worker process for a learner (hybrid run starts them itself)"},
+    {"learn", cmd_learn, "run sft, dpo or rl as a data-parallel job: one rank per GPU, sharded optimizer state"},
     {"rl", cmd_rl, "offline RL from trajectories: group advantages, PPO-clip, truncated importance sampling"},
     {"tokenize", cmd_tokenize, "encode text or chat messages, or decode ids"},
     {"bench", cmd_bench, "benchmarks: kernels, rollout workloads, the learner step; each against ceilings and peers"},

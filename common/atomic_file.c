@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,7 @@ int hy_atomic_dir_begin(const char *dir, char *tmp, size_t tmp_size) {
 
 static int is_replaceable(const char *name, const char *const *replaceable) {
     for (; replaceable && *replaceable; replaceable++)
-        if (!strcmp(name, *replaceable)) return 1;
+        if (!fnmatch(*replaceable, name, 0)) return 1;
     return 0;
 }
 

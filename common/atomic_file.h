@@ -31,7 +31,7 @@ int hy_atomic_write(const char *path, const void *data, size_t n);
 // Creates the empty temporary directory "<dir>.tmp-<pid>" (its path into tmp).
 int hy_atomic_dir_begin(const char *dir, char *tmp, size_t tmp_size);
 // 0 when dir is absent, or is a directory holding only regular files named in replaceable
-// (NULL-terminated); otherwise −1 saying what is in the way. Call before long work so it fails early.
+// (NULL-terminated; an entry may be a shell pattern, e.g. "shard-*.bin"); otherwise −1 saying what is in the way. Call before long work so it fails early.
 int hy_atomic_dir_check_replaceable(const char *dir, const char *const *replaceable);
 // fsyncs every file in tmp and tmp itself, then puts tmp in place of dir (see the design comment).
 int hy_atomic_dir_commit(const char *tmp, const char *dir, const char *const *replaceable);

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "common/hy_error.h"
+#include "common/text_list.h"
 #include "proto/nccl_ops.h"
 #include "proto/transport.h"
 #include "proto/weights.h"
@@ -88,14 +89,9 @@ static int spawn(hy_dispatch *d, remote_worker *w) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);  // a killed learner takes its workers with it
         if (getppid() != parent) _exit(1);
         dup2(2, 1);  // the learner's stdout carries metrics lines only
-        if (d->o.worker_gpus && d->o.worker_gpus[0]) {  // entry (worker index mod count) of the list
-            char gpu[32] = "";
-            const char *p = d->o.worker_gpus;
-            int count = 1;
-            for (const char *q = p; *q; q++) count += *q == ',';
-            for (int k = (int)(w - d->w) % count; k > 0; k--) p = strchr(p, ',') + 1;
-            const size_t len = strcspn(p, ",");
-            snprintf(gpu, sizeof gpu, "%.*s", (int)(len < sizeof gpu ? len : sizeof gpu - 1), p);
+        if (hy_list_count(d->o.worker_gpus)) {  // entry (worker index mod count) of the list
+            char gpu[32];
+            hy_list_entry(d->o.worker_gpus, (int)(w - d->w), gpu, sizeof gpu);
             setenv("CUDA_VISIBLE_DEVICES", gpu, 1);
         }
         execv(argv[0], (char *const *)argv);

@@ -264,6 +264,14 @@ int hy_dpo_step(hy_dpo_stepper *x, double lr, hy_step_stats *st) {
     memset(&x->stats, 0, sizeof x->stats);
     if (hy_trainer_step_custom(x->t, &x->ub.sb, hy_dpo_loss_fn, x, lr, st)) return -1;
     loss_dpo_stats *a = &x->stats;
+    // data-parallel: each rank saw only its micro-batches' pairs
+    double sums[5] = {a->n_pairs, a->reward_accuracy, a->margin_mean, a->chosen_reward_mean, a->rejected_reward_mean};
+    if (hy_trainer_sum_over_ranks(x->t, sums, 5)) return -1;
+    a->n_pairs = (int)sums[0];
+    a->reward_accuracy = sums[1];
+    a->margin_mean = sums[2];
+    a->chosen_reward_mean = sums[3];
+    a->rejected_reward_mean = sums[4];
     if (a->n_pairs > 0) {
         a->reward_accuracy /= a->n_pairs;
         a->margin_mean /= a->n_pairs;

@@ -435,6 +435,25 @@ int hy_rl_step(hy_rl_stepper *x, double lr, hy_step_stats *st) {
         x->stats.updates++;
     }
     loss_rl_stats *a = &x->stats.rl;
+    // data-parallel: each rank saw only its micro-batches' tokens
+    double sums[14] = {a->n_tokens,     a->n_seqs,         a->n_dropped_tokens, a->n_stale_tokens, a->clip_low_frac,
+                       a->clip_high_frac, a->ratio_mean,    a->is_weight_mean,   a->is_capped_frac, a->mismatch_kl,
+                       a->ref_kl,       a->adv_mean,       a->pg_loss,          a->kl_loss};
+    if (hy_trainer_sum_over_ranks(x->t, sums, 14)) return -1;
+    a->n_tokens = (int)sums[0];
+    a->n_seqs = (int)sums[1];
+    a->n_dropped_tokens = (int)sums[2];
+    a->n_stale_tokens = (int)sums[3];
+    a->clip_low_frac = sums[4];
+    a->clip_high_frac = sums[5];
+    a->ratio_mean = sums[6];
+    a->is_weight_mean = sums[7];
+    a->is_capped_frac = sums[8];
+    a->mismatch_kl = sums[9];
+    a->ref_kl = sums[10];
+    a->adv_mean = sums[11];
+    a->pg_loss = sums[12];
+    a->kl_loss = sums[13];
     if (a->n_tokens > 0) {
         const double w = a->n_tokens;
         a->clip_low_frac /= w;

@@ -6,6 +6,7 @@
 
 #include "../common/hy_error.h"
 #include "data_order.h"
+#include "json_fields.h"
 #include "packing.h"
 #include "train_log.h"
 #include "train_state.h"
@@ -63,6 +64,11 @@ int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *t
         hy_step_stats stats;
         char extra[1024] = "";
         if ((rc = task->step(task->ctx, s, idx, k, lr, &stats, extra, sizeof extra))) break;
+        if (m->be->device == HY_DEVICE_CUDA) {  // what the GPU holds after the step (nvidia-smi's number)
+            size_t free_b, total_b;
+            m->be->memory_info(m->be, &free_b, &total_b);
+            hy_json_member_append(extra, sizeof extra, "gpu_mem_gb", (double)(total_b - free_b) / 1e9);
+        }
         st.step = s;
         st.skipped = t->skipped;
         st.tokens_seen += stats.tokens;

@@ -125,8 +125,9 @@ int hy_state_read_open(hy_state_reader *r, const char *path, const char magic[8]
     if (!rc && memcmp(got, magic, 8))
         rc = hy_fail("%s: not a %.8s file (wrong magic bytes)", path, magic);
     if (!rc) rc = get(r, &v, 4, "the version");
-    if (!rc && v != version)
-        rc = hy_fail("%s: format version %u, but this build reads version %u", path, v, version);
+    if (!rc && (v < 1 || v > version))
+        rc = hy_fail("%s: format version %u, but this build reads versions 1 to %u", path, v, version);
+    r->version = v;
     if (!rc) rc = get(r, &zero, 4, "the header");
     if (rc) hy_state_read_abort(r);
     return rc;

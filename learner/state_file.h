@@ -43,6 +43,7 @@ typedef struct {
     hy_checksum sum;
     char field[128];  // the record being read, for messages
     uint64_t count;   // its element count
+    uint32_t version; // the file's format version
 } hy_state_reader;
 
 int hy_state_write_open(hy_state_writer *w, const char *path, const char magic[8], uint32_t version);
@@ -55,7 +56,8 @@ void hy_state_write_bytes(hy_state_writer *w, const char *name, const void *data
 // Trailer, fsync, rename into place.
 int hy_state_write_close(hy_state_writer *w);
 
-// Opens path and checks magic and version (an unknown version is refused, naming both).
+// Opens path and checks magic and version: versions 1 .. version are accepted (r->version says
+// which), a newer one is refused, naming both.
 int hy_state_read_open(hy_state_reader *r, const char *path, const char magic[8], uint32_t version);
 // The next record must be called name, of this type; *count gets its element count. Errors name
 // the file and the field (missing, other name, other type, truncated).

@@ -16,6 +16,13 @@
 // sum so far is scaled by w_{i−1}/w_i, and the final sum by w_last — one fp32 scale per micro-batch
 // (a few ulp), no second gradient arena, and a single micro-batch in token mode is never scaled.
 //
+// Data-parallel (learner/dp.h, hy_trainer_init_dp): every rank packs the whole step, so the step's
+// counts — and with them every loss's normaliser — are the same everywhere; rank r runs the
+// micro-batches i ≡ r (mod W). Then gradients are reduce-scattered, each rank clips and updates
+// its shard of the parameters with its shard of m and v (ZeRO stage 1–2: the optimizer state is
+// sharded, the fp32 master copy is all-gathered after the update), and the loss and the
+// gradient norm are summed over ranks, so every rank takes the same skip decision.
+//
 // A step whose loss or gradient norm is NaN or inf is skipped: no clipping, no AdamW, the weights,
 // m, v and the AdamW step count stay as they were; it is counted in `skipped`.
 #ifndef HY_TRAINER_H
@@ -24,6 +31,7 @@
 #include "../kernels/ops_cpu.h"
 #include "../model/model.h"
 #include "packing.h"
+#include "dp.h"
 #include "param_groups.h"
 
 typedef enum { HY_LOSS_NORM_TOKEN, HY_LOSS_NORM_SEQUENCE } hy_loss_norm;
@@ -33,7 +41,11 @@ typedef struct {
     adamw_params hp;                       // hp.lr: the rate of hy_trainer_step; batch steps take theirs
     float grad_clip;                       // 0 = no clipping
     hy_param_groups groups;                // weight-decay ranges
-    float *grads, *exp_avg, *exp_avg_sq;   // (table.total) backend memory
+    float *grads;                          // (shard · world ≥ table.total) backend memory
+    float *exp_avg, *exp_avg_sq;           // (shard) this rank's part of the optimizer state
+    hy_dp *dp;                             // NULL: one rank
+    size_t shard;                          // floats of the arena each rank's optimizer owns
+    size_t own_lo, own_n;                  // this rank's parameters: [own_lo, own_lo + own_n)
     int step;                              // AdamW steps taken
     long skipped;                          // steps refused for a non-finite loss or gradient
 } hy_trainer;
@@ -48,6 +60,12 @@ typedef struct {
 } hy_step_stats;
 
 void hy_trainer_init(hy_trainer *t, hy_model *m, const adamw_params *hp, float grad_clip);
+// The same as one rank of a data-parallel group (dp NULL: hy_trainer_init). The trainer does not
+// own dp. Every rank must start from the same weights.
+void hy_trainer_init_dp(hy_trainer *t, hy_model *m, const adamw_params *hp, float grad_clip, hy_dp *dp);
+// Sums n host values (a step's statistics of the micro-batches this rank ran) over the ranks;
+// nothing with one rank. 0 / −1.
+int hy_trainer_sum_over_ranks(hy_trainer *t, double *v, int n);
 void hy_trainer_free(hy_trainer *t);
 // Replaces the weight-decay groups (the trainer keeps its own copy).
 void hy_trainer_set_groups(hy_trainer *t, const hy_param_groups *g);
@@ -57,7 +75,7 @@ void hy_trainer_set_groups(hy_trainer *t, const hy_param_groups *g);
 int hy_trainer_step_batch(hy_trainer *t, const hy_step_batch *sb, hy_loss_norm norm, double lr, hy_step_stats *st);
 
 // Loss and gradients of batch b (targets (T), host: next token within the document, −1 = none),
-// without updating: *loss and *grad_norm (before clipping). Returns 0 / −1.
+// on this rank alone (no data-parallel reduction), without updating: *loss and *grad_norm (before clipping). Returns 0 / −1.
 int hy_trainer_loss_and_grads(hy_trainer *t, const hy_batch *b, const int32_t *targets, double *loss,
                               double *grad_norm);
 // One full-batch step at hp.lr: loss/gradients as above, then (unless non-finite) clip and AdamW.

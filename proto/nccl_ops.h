@@ -1,4 +1,4 @@
-// NCCL weight broadcast, reachable from host code that is built without CUDA.
+// NCCL weight broadcast and data-parallel collectives, reachable from host code that is built without CUDA.
 //
 // The learner's dispatch and the rollout worker live in the core library, which compiles without
 // nvcc; NCCL and the checksum kernel live in the CUDA library. A build with CUDA and NCCL registers
@@ -31,6 +31,11 @@ typedef struct {
     // Order-independent 64-bit checksum of n floats of device memory (the same on every GPU).
     uint64_t (*checksum)(const float *dev, size_t n);
     void (*destroy)(hy_nccl *c);
+    // Data-parallel training (learner/dp.h), in place on W·shard floats of device memory where this
+    // rank owns [rank·shard, (rank+1)·shard): the sum over ranks of its own slice, or every slice
+    // from its owner. Return when done here. 0 / −1.
+    int (*reduce_scatter)(hy_nccl *c, float *dev, size_t shard, int rank);
+    int (*all_gather)(hy_nccl *c, float *dev, size_t shard, int rank);
 } hy_nccl_ops;
 
 void hy_nccl_ops_set(const hy_nccl_ops *ops);

@@ -718,7 +718,7 @@ static void test_checkpoint_errors(void) {
                 "field", NULL);
     copy_checkpoint(good, bad);
     unlink(opt);
-    check_error("missing optimizer.bin", hy_checkpoint_load_state(bad, &t, &s), "optimizer.bin", "cannot open", NULL);
+    check_error("missing optimizer.bin", hy_checkpoint_load_state(bad, &t, &s), "optimizer.bin", "no optimizer state", NULL);
     hy_trainer_free(&t);
     hy_model_free(&m);
 

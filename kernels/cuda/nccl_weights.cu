@@ -1,4 +1,5 @@
-// NCCL weight broadcast and the GPU checksum of a parameter arena (see proto/nccl_ops.h).
+// NCCL weight broadcast, the data-parallel collectives (learner/dp.h) and the GPU checksum of a
+// parameter arena (see proto/nccl_ops.h).
 //
 // The checksum is a sum over elements of splitmix64(bits(x_i) + i·φ) modulo 2^64: every element
 // and its position count, and a sum can be formed in any order, so each GPU reduces it with plain
@@ -80,6 +81,27 @@ static int nccl_broadcast(hy_nccl *c, float *dev, size_t n) {
     return 0;
 }
 
+// The collectives of data-parallel training: the caller's kernels are finished first (they run on
+// the backend's streams), and the call returns when the result is in place.
+static int nccl_finish(hy_nccl *c, ncclResult_t r, const char *what, size_t n) {
+    if (r != ncclSuccess) return hy_fail("%s of %zu floats: %s", what, n, ncclGetErrorString(r));
+    const cudaError_t e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) return hy_fail("%s: %s", what, cudaGetErrorString(e));
+    return 0;
+}
+
+static int nccl_reduce_scatter(hy_nccl *c, float *dev, size_t shard, int rank) {
+    cudaDeviceSynchronize();
+    return nccl_finish(c, ncclReduceScatter(dev, dev + (size_t)rank * shard, shard, ncclFloat, ncclSum, c->comm, c->stream),
+                       "ncclReduceScatter", shard);
+}
+
+static int nccl_all_gather(hy_nccl *c, float *dev, size_t shard, int rank) {
+    cudaDeviceSynchronize();
+    return nccl_finish(c, ncclAllGather(dev + (size_t)rank * shard, dev, shard, ncclFloat, c->comm, c->stream),
+                       "ncclAllGather", shard);
+}
+
 static void nccl_destroy(hy_nccl *c) {
     if (!c) return;
     ncclCommAbort(c->comm);  // not Destroy: at teardown the peers may be gone already, and Destroy waits for them
@@ -87,5 +109,6 @@ static void nccl_destroy(hy_nccl *c) {
     free(c);
 }
 
-extern "C" const hy_nccl_ops hy_nccl_cuda_ops = {nccl_unique_id, nccl_init, nccl_broadcast, nccl_checksum,
-                                                 nccl_destroy};
+extern "C" const hy_nccl_ops hy_nccl_cuda_ops = {nccl_unique_id, nccl_init,           nccl_broadcast,
+                                                 nccl_checksum,  nccl_destroy,        nccl_reduce_scatter,
+                                                 nccl_all_gather};
