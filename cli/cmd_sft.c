@@ -70,6 +70,11 @@ const arg_spec train_common_specs[] = {
     {"grad-clip", ARG_FLOAT, "1.0", "global grad-norm clipping threshold; 0 = no clipping", 0, 1e30},
     {"save-every", ARG_INT, "0", "also write a checkpoint to save-dir every N steps; 0 = only the final one", 0, 1e9},
     {"save-dir", ARG_STR, NULL, "directory for periodic checkpoints (step-NNNNNN inside; created if missing)", 0, 0},
+    {"save-final", ARG_INT, "1", "0 = no final checkpoint at --out (timing runs of large models)", 0, 1},
+    {"activation-checkpointing", ARG_INT, "0",
+     "1 = keep only each layer's input in the forward and recompute the layer in the backward (less memory, one "
+     "more forward; the same numbers)",
+     0, 1},
     {"peak-tflops", ARG_FLOAT, "989",
      "the GPU's dense bf16 peak in TFLOP/s, for the MFU column on CUDA (989 = H100 SXM)", 0, 1e6},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
@@ -192,6 +197,7 @@ void train_loop_from_args(const arg_values *a, hy_sft_loop *l) {
     l->save_every = arg_int(a, "save-every");
     l->save_dir = arg_str(a, "save-dir");
     l->out = arg_str(a, "out");
+    l->no_final_save = !arg_int(a, "save-final");
     l->resume = arg_str(a, "resume");
     l->metrics = stdout;
     l->progress = stderr;
@@ -342,6 +348,7 @@ int train_session_open(train_session *s, const arg_values *a, const char *kind, 
         run_store_close(s->store);
         return -1;
     }
+    s->m.recompute_layers = (int)arg_int(a, "activation-checkpointing");
     if (hy_param_groups_build(&s->groups, &s->m.table, arg_str(a, "no-decay"))) {
         cli_unload_model(&s->m, s->tok);
         run_store_close(s->store);

@@ -86,11 +86,16 @@ int hy_train_loop_run(const hy_sft_loop *c, hy_trainer *t, const hy_loop_task *t
             }
         }
     }
-    if (!rc) rc = hy_checkpoint_save(c->out, m, t, &st, c->config_yaml, c->tokenizer_path);
-    if (!rc) checkpoint_saved(c, st.step, c->out);
-    if (!rc)
-        fprintf(c->progress, "hybrid: wrote %s (step %ld, %ld skipped, %ld tokens)\n", c->out, st.step, st.skipped,
-                st.tokens_seen);
+    if (!rc && c->no_final_save) {
+        fprintf(c->progress, "hybrid: done (step %ld, %ld skipped, %ld tokens); no final checkpoint (save-final 0)\n",
+                st.step, st.skipped, st.tokens_seen);
+    } else {
+        if (!rc) rc = hy_checkpoint_save(c->out, m, t, &st, c->config_yaml, c->tokenizer_path);
+        if (!rc) checkpoint_saved(c, st.step, c->out);
+        if (!rc)
+            fprintf(c->progress, "hybrid: wrote %s (step %ld, %ld skipped, %ld tokens)\n", c->out, st.step, st.skipped,
+                    st.tokens_seen);
+    }
     hy_data_order_free(&order);
     free(idx);
     return rc;

@@ -38,6 +38,7 @@ typedef struct {
     long save_every;            // 0 = only the final checkpoint
     const char *save_dir;       // needed when save_every > 0 (must exist)
     const char *out;            // the final checkpoint
+    int no_final_save;          // 1: no final checkpoint (timing runs)
     const char *resume;         // checkpoint to continue from, or NULL
     const char *tokenizer_path; // copied into each checkpoint (may be NULL)
     const char *config_yaml;    // stored in each checkpoint as recipe.yaml (may be NULL)

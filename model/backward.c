@@ -4,6 +4,10 @@
 // projections) simply add up, and parameter gradients accumulate into the caller's buffer (same
 // layout as the parameter arena, in backend memory). Gradient buffers of one layer come from the
 // backend arena and are released when the layer is done.
+//
+// When the forward was checkpointed (acts->recompute), each layer first re-runs its forward from
+// its kept input under the same mark, so at most one layer's intermediates exist at a time; the
+// layer backwards read their hy_layer_acts from the caller for that reason, not from the acts.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +42,8 @@ static void mlp_backward(const bwd_ctx *b, const hy_layer_acts *la, int l, const
 }
 
 // dy: gradient of the layer output; dx (zeroed by the caller) receives the input gradient.
-static void gdn_layer_backward(const bwd_ctx *b, int l, const hy_act *dy, hy_act *dx) {
+static void gdn_layer_backward(const bwd_ctx *b, int l, const hy_layer_acts *la, const hy_act *dy, hy_act *dx) {
     const hy_config *c = &b->m->cfg;
-    const hy_layer_acts *la = &b->a->layer[l];
     const hy_layer_params *p = &b->m->p.layer[l], *w = &b->m->pmm.layer[l];
     const hy_layer_params *g = &b->g.layer[l];
     hy_backend *be = b->be;
@@ -90,9 +93,8 @@ static void gdn_layer_backward(const bwd_ctx *b, int l, const hy_act *dy, hy_act
     be->rmsnorm_backward(be, dx, g->in_norm, dxn, la->x, p->in_norm, la->rstd_in, T, C);
 }
 
-static void attn_layer_backward(const bwd_ctx *b, int l, const hy_act *dy, hy_act *dx) {
+static void attn_layer_backward(const bwd_ctx *b, int l, const hy_layer_acts *la, const hy_act *dy, hy_act *dx) {
     const hy_config *c = &b->m->cfg;
-    const hy_layer_acts *la = &b->a->layer[l];
     const hy_layer_params *p = &b->m->p.layer[l], *w = &b->m->pmm.layer[l];
     const hy_layer_params *g = &b->g.layer[l];
     hy_backend *be = b->be;
@@ -140,11 +142,17 @@ void hy_model_backward_hidden(const hy_model *m, hy_acts *a, const hy_act *dxf, 
     be->rmsnorm_backward(be, dx, b.g.final_norm, dxf, a->x_final, m->p.final_norm, a->rstd_final, T, C);
     for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
         const size_t layer_mark = be->mark(be);
+        hy_layer_acts recomputed;
+        const hy_layer_acts *la = &a->layer[l];
+        if (a->recompute) {
+            hy_layer_recompute(m, a, l, &recomputed);
+            la = &recomputed;
+        }
         be->act_zero(be, dnext, TC);
         if (c->layer_types[l] == HY_LAYER_GDN)
-            gdn_layer_backward(&b, l, dx, dnext);
+            gdn_layer_backward(&b, l, la, dx, dnext);
         else
-            attn_layer_backward(&b, l, dx, dnext);
+            attn_layer_backward(&b, l, la, dx, dnext);
         be->release(be, layer_mark);
         hy_act *t = dx;
         dx = dnext;

@@ -6,13 +6,18 @@
 //
 // A training forward keeps every intermediate in an hy_acts (acts.h) for the backward; an
 // inference forward releases each layer's intermediates as soon as the layer is done, so scoring
-// needs memory for one layer at a time. With a cache, each document continues its cache slot:
-// conv windows and GDN states are read as the initial state and written back, keys and values are
-// written into the slot's KV blocks (reserved before any layer runs, so a full pool fails the call
-// with nothing changed), and positions continue from the slot's length. The GDN form is chosen per
-// document (one token: the recurrence; more: the chunked form), never per batch, so a document's
-// numbers do not depend on what else is in the batch — what lets the rollout engine batch
-// sequences freely and still reproduce one-at-a-time generation bit for bit on the CPU.
+// needs memory for one layer at a time. A checkpointed training forward (hy_model's
+// recompute_layers) sits between the two: it releases each layer's intermediates like inference
+// but keeps every layer's input, from which hy_layer_recompute re-runs the layer for the backward
+// through the very same layer functions (so the recomputed numbers are the stored ones).
+//
+// With a cache, each document continues its cache slot: conv windows and GDN states are read as
+// the initial state and written back, keys and values are written into the slot's KV blocks
+// (reserved before any layer runs, so a full pool fails the call with nothing changed), and
+// positions continue from the slot's length. The GDN form is chosen per document (one token: the
+// recurrence; more: the chunked form), never per batch, so a document's numbers do not depend on
+// what else is in the batch — what lets the rollout engine batch sequences freely and still
+// reproduce one-at-a-time generation bit for bit on the CPU.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +36,13 @@ void hy_acts_free(hy_acts *a) {
 typedef struct {
     const hy_model *m;
     hy_backend *be;
-    hy_acts *a;
+    const hy_acts *a;
     hy_cache *cache;
     const int *slots;
     int T;
     int32_t *kv_rows;     // (T) host: the pool row each token's key and value go to (cached forward)
     paged_attn_shape pa;  // the batch's queries against its slots' blocks (host arrays)
-    int keep;             // a training forward: layers keep what their backward needs
+    int keep;             // layers keep what their backward needs, until the backward
 } fwd_ctx;
 
 static hy_act *act(const fwd_ctx *f, size_t n) { return f->be->act_alloc(f->be, n); }
@@ -101,7 +106,7 @@ static void gdn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const 
     const hy_config *c = &f->m->cfg;
     const hy_layer_params *p = &f->m->p.layer[l], *w = &f->m->pmm.layer[l];
     hy_backend *be = f->be;
-    hy_acts *a = f->a;
+    const hy_acts *a = f->a;
     const int T = f->T, C = c->hidden_size, Hk = c->linear_num_key_heads, Hv = c->linear_num_value_heads;
     const int Dk = c->linear_key_head_dim, Dv = c->linear_value_head_dim, K = c->linear_conv_kernel_dim;
     const int kdim = Hk * Dk, vdim = Hv * Dv, conv_dim = hy_config_conv_dim(c);
@@ -179,7 +184,7 @@ static void attn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const
     const hy_config *c = &f->m->cfg;
     const hy_layer_params *p = &f->m->p.layer[l], *w = &f->m->pmm.layer[l];
     hy_backend *be = f->be;
-    hy_acts *a = f->a;
+    const hy_acts *a = f->a;
     const int T = f->T, C = c->hidden_size, H = c->num_attention_heads, Hkv = c->num_key_value_heads;
     const int D = c->head_dim, qdim = H * D, kvdim = Hkv * D;
     const float scale = 1.0f / sqrtf((float)D);
@@ -226,6 +231,24 @@ static void attn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const
     mlp_forward(f, la, l, la->h, la->mo);
     be->rmsnorm_forward(be, y, la->rstd_pf, la->mo, p->post_ff_norm, T, C, c->rms_norm_eps);
     be->accumulate(be, y, la->h, (size_t)T * C);
+}
+
+static void layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const hy_act *x, hy_act *y,
+                          const int32_t *cu_host) {
+    if (f->m->cfg.layer_types[l] == HY_LAYER_GDN)
+        gdn_layer_forward(f, l, la, x, y, cu_host);
+    else
+        attn_layer_forward(f, l, la, x, y, cu_host);
+}
+
+void hy_layer_recompute(const hy_model *m, const hy_acts *a, int l, hy_layer_acts *la) {
+    fwd_ctx f = {m, m->be, a, NULL, NULL, a->T, NULL, {0}, 1};
+    hy_act *x = a->layer[l].x;
+    memset(la, 0, sizeof *la);
+    la->x = x;
+    // the output is the next layer's checkpoint, kept already: this buffer only gives the ops a target
+    hy_act *y = act(&f, (size_t)a->T * m->cfg.hidden_size);
+    layer_forward(&f, l, la, x, y, NULL);
 }
 
 static int check_batch(const hy_model *m, const hy_batch *b, const hy_cache *cache, const int *slots) {
@@ -282,16 +305,20 @@ static int prepare_cache(fwd_ctx *f, const hy_batch *b) {
 }
 
 // Runs the layers and the final norm: a->xf (T, C) is the final hidden state. The returned hy_acts
-// holds the training activations when keep is set, and only the final state otherwise.
+// holds the training activations when keep is set (with m->recompute_layers only the layer
+// inputs), and only the final state otherwise.
 static hy_acts *forward_hidden(const hy_model *m, const hy_batch *b, int keep, hy_cache *cache, const int *slots) {
     const hy_config *c = &m->cfg;
     hy_backend *be = m->be;
     const int T = b->T, C = c->hidden_size;
-    fwd_ctx f = {m, be, NULL, cache, slots, T, NULL, {0}, keep};
+    const int recompute = keep && m->recompute_layers;
+    // checkpointed layers drop their intermediates (GDN saved state included) right after running
+    fwd_ctx f = {m, be, NULL, cache, slots, T, NULL, {0}, keep && !recompute};
     if (cache && prepare_cache(&f, b)) return NULL;
     hy_acts *a = hy_calloc(1, sizeof *a);
     f.a = a;
     a->be = be;
+    a->recompute = recompute;
     a->mark = be->mark(be);
     a->T = T;
     a->n_docs = b->n_docs;
@@ -308,13 +335,22 @@ static hy_acts *forward_hidden(const hy_model *m, const hy_batch *b, int keep, h
     be->embedding_forward(be, x, a->tokens, m->pmm.embed, T, C);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         hy_layer_acts *la = &a->layer[l];
+        if (recompute) {
+            // the layer output is the next layer's checkpoint: taken before the layer's mark so it
+            // outlives the intermediates released after the layer
+            hy_act *y = act(&f, (size_t)T * C);
+            const size_t layer_mark = be->mark(be);
+            layer_forward(&f, l, la, x, y, b->cu_seqlens);
+            be->release(be, layer_mark);
+            memset(la, 0, sizeof *la);
+            la->x = x;
+            x = y;
+            continue;
+        }
         const size_t layer_mark = be->mark(be);
         hy_act *y = act(&f, (size_t)T * C);
         la->x = x;
-        if (c->layer_types[l] == HY_LAYER_GDN)
-            gdn_layer_forward(&f, l, la, x, y, b->cu_seqlens);
-        else
-            attn_layer_forward(&f, l, la, x, y, b->cu_seqlens);
+        layer_forward(&f, l, la, x, y, b->cu_seqlens);
         if (!keep) {
             // keep only the layer output, in the buffer of the previous residual
             be->act_copy(be, x, y, (size_t)T * C);

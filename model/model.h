@@ -26,6 +26,9 @@ typedef struct {
     void *mm;         // the backend's matmul view (== dev on the CPU, a bf16 copy on CUDA)
     hy_params p;      // fp32 views into dev
     hy_params pmm;    // matmul views into mm (addresses only handed to backend linear ops)
+    int recompute_layers;  // activation checkpointing: a training forward keeps only each layer's
+                           // input and the backward re-runs the layer's forward (one extra forward,
+                           // same numbers; 0 = keep everything, what load / init set)
 } hy_model;
 
 // Loads config.json and the safetensors (single file or sharded index) of a model directory.
@@ -128,10 +131,11 @@ typedef enum {
 } hy_logits_mode;
 
 // Forward. logits (host memory) as per mode. When acts is non-NULL the activations for hy_model_backward are
-// kept (*acts must be freed with hy_acts_free). When cache is non-NULL, document d continues
-// slot slots[d] (distinct slots; acts must then be NULL: training never starts from a cache); the
-// KV blocks all documents need are reserved first, and when the pool lacks them the call fails
-// with the cache unchanged. Returns 0 / −1.
+// kept (*acts must be freed with hy_acts_free): all of them, or with m->recompute_layers set only
+// each layer's input (the acts remember which, whatever the flag says by the backward). When
+// cache is non-NULL, document d continues slot slots[d] (distinct slots; acts must then be NULL:
+// training never starts from a cache); the KV blocks all documents need are reserved first, and
+// when the pool lacks them the call fails with the cache unchanged. Returns 0 / −1.
 int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, float *logits, hy_acts **acts,
                      hy_cache *cache, const int *slots);
 // The final hidden state xf (T, C) (after the final norm, backend memory, activation type) of a

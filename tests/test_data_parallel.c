@@ -23,9 +23,13 @@
 
 static char tmp[] = "/tmp/hy-dp-XXXXXX";
 
+// The device of every run: cpu in CI; HY_DP_TEST_DEVICE=cuda on a box with two GPUs (NCCL).
+static const char *dev = "cpu";
+
 // Weights of W ranks against one rank, as a fraction of the update (weights_diff): measured
-// 1e-6 to 2e-5 on these runs; a lost or misplaced shard gives about 1.
-#define TOL 1e-3
+// 1e-6 to 2e-5 on the CPU; on CUDA bf16 activations and non-deterministic kernels (atomics) make
+// even two 1-rank runs differ, so the bound there is bf16-sized. A lost or misplaced shard gives ~1.
+#define TOL (strcmp(dev, "cpu") ? 2e-2 : 1e-3)
 
 // Runs a shell command line; its exit status.
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -122,7 +126,8 @@ static int exists(const char *path) {
 }
 
 int main(void) {
-    setenv("HY_DP_JOIN_TIMEOUT", "60", 1);  // a broken test must not hang for the default 10 minutes
+    setenv("HY_DP_JOIN_TIMEOUT", "60", 1);
+    if (getenv("HY_DP_TEST_DEVICE")) dev = getenv("HY_DP_TEST_DEVICE");  // a broken test must not hang for the default 10 minutes
     if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
     if (sh("./hybrid init --preset tiny --out %s/m --seed 4 > %s/init.log 2>&1", tmp, tmp))
         return fprintf(stderr, "FAIL: init\n"), 1;
@@ -151,11 +156,11 @@ int main(void) {
                     g, g + 1, g + 2, g + k + 3, k + 9, g * k + 1, (g + k) % 2);
     fclose(f);
 
-    const char *sft = "sft --model %s/m --data %s/d.jsonl --device cpu --steps 4 --batch-size 8 "
+    const char *sft = "sft --model %s/m --data %s/d.jsonl --device %s --steps 4 --batch-size 8 "
                       "--micro-batch-tokens 24 --lr 1e-2 --weight-decay 0.1 --grad-clip 1.0";
     char base[1024];
     printf("sft: one rank, two, three\n");
-    snprintf(base, sizeof base, sft, tmp, tmp);
+    snprintf(base, sizeof base, sft, tmp, tmp, dev);
     CHECK(!sh("./hybrid %s --out %s/s1 > %s/s1.out 2> %s/s1.err", base, tmp, tmp, tmp), "sft alone failed");
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --out %s/s2 --save-every 2 --save-dir %s/ck2 > %s/s2.out 2> %s/s2.err",
               base, tmp, tmp, tmp, tmp),
@@ -185,10 +190,16 @@ int main(void) {
     char a[4200], b[4200];
     snprintf(a, sizeof a, "%s/s2/model.safetensors", tmp);
     snprintf(b, sizeof b, "%s/s2r/model.safetensors", tmp);
-    CHECK(same_file(a, b), "2 ranks resumed on 2: weights differ from the uninterrupted run (should be bit-exact)");
-    snprintf(a, sizeof a, "%s/s2/optimizer-00001-of-00002.bin", tmp);
-    snprintf(b, sizeof b, "%s/s2r/optimizer-00001-of-00002.bin", tmp);
-    CHECK(same_file(a, b), "2 ranks resumed on 2: rank 1's optimizer shard differs");
+    if (!strcmp(dev, "cpu")) {  // bit-exact on the CPU; to tolerance on the GPU (learner.md)
+        CHECK(same_file(a, b), "2 ranks resumed on 2: weights differ from the uninterrupted run (should be bit-exact)");
+        snprintf(a, sizeof a, "%s/s2/optimizer-00001-of-00002.bin", tmp);
+        snprintf(b, sizeof b, "%s/s2r/optimizer-00001-of-00002.bin", tmp);
+        CHECK(same_file(a, b), "2 ranks resumed on 2: rank 1's optimizer shard differs");
+    } else {
+        snprintf(a, sizeof a, "%s/s2", tmp);
+        snprintf(b, sizeof b, "%s/s2r", tmp);
+        CHECK(weights_diff(a, b) < TOL, "2 ranks resumed on 2: weights differ from the uninterrupted run");
+    }
     CHECK(!sh("./hybrid %s --out %s/s1r --resume %s/ck2/step-000002 > %s/s1r.out 2> %s/s1r.err", base, tmp, tmp, tmp,
               tmp),
           "resume of a 2-rank checkpoint on 1 rank failed");
@@ -209,9 +220,9 @@ int main(void) {
     CHECK(file_has(path, "optimizer-00001-of-00002.bin: missing"), "no message naming the missing shard");
 
     printf("dpo and rl: one rank and two\n");
-    const char *dpo = "dpo --model %s/m --data %s/p.jsonl --device cpu --steps 3 --batch-size 6 "
+    const char *dpo = "dpo --model %s/m --data %s/p.jsonl --device %s --steps 3 --batch-size 6 "
                       "--micro-batch-tokens 16 --lr 1e-2 --loss dpo_norm";
-    snprintf(base, sizeof base, dpo, tmp, tmp);
+    snprintf(base, sizeof base, dpo, tmp, tmp, dev);
     CHECK(!sh("./hybrid %s --out %s/p1 > %s/p1.out 2> %s/p1.err", base, tmp, tmp, tmp), "dpo alone failed");
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --out %s/p2 > %s/p2.out 2> %s/p2.err", base, tmp, tmp, tmp),
           "dpo on 2 ranks failed");
@@ -222,9 +233,9 @@ int main(void) {
     same_run("dpo 2 ranks == 1", o1, d1, o2, d2, TOL);
     snprintf(path, sizeof path, "%s/p2.out", tmp);
     CHECK(file_has(path, "\"pairs\": 6"), "dpo metrics on 2 ranks do not count all 6 pairs of a step");
-    const char *rl = "rl --model %s/m --data %s/r.jsonl --device cpu --steps 3 --batch-size 4 "
+    const char *rl = "rl --model %s/m --data %s/r.jsonl --device %s --steps 3 --batch-size 4 "
                      "--micro-batch-tokens 16 --lr 1e-3 --ppo-epochs 2";
-    snprintf(base, sizeof base, rl, tmp, tmp);
+    snprintf(base, sizeof base, rl, tmp, tmp, dev);
     CHECK(!sh("./hybrid %s --out %s/r1 > %s/r1.out 2> %s/r1.err", base, tmp, tmp, tmp), "rl alone failed");
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --out %s/r2 > %s/r2.out 2> %s/r2.err", base, tmp, tmp, tmp),
           "rl on 2 ranks failed");
@@ -235,7 +246,7 @@ int main(void) {
     same_run("rl 2 ranks == 1", o1, d1, o2, d2, TOL);
 
     printf("ranks that do not belong together\n");
-    snprintf(base, sizeof base, sft, tmp, tmp);
+    snprintf(base, sizeof base, sft, tmp, tmp, dev);
     char cwd[4096];
     if (!getcwd(cwd, sizeof cwd)) return 1;
     // rank 1 with another learning rate: refused by fingerprint
@@ -261,9 +272,9 @@ int main(void) {
 
     printf("a rank killed mid-run\n");
     snprintf(base, sizeof base,
-             "./hybrid learn --nproc 2 -- sft --model %s/m --data %s/d.jsonl --device cpu --steps 1000000 "
+             "./hybrid learn --nproc 2 -- sft --model %s/m --data %s/d.jsonl --device %s --steps 1000000 "
              "--batch-size 8 --micro-batch-tokens 24 --lr 1e-3 --save-every 5 --save-dir %s/ck --out %s/k",
-             tmp, tmp, tmp, tmp);
+             tmp, tmp, dev, tmp, tmp);
     fflush(stdout);
     const pid_t job = fork();
     if (job == 0) {
@@ -296,7 +307,7 @@ int main(void) {
           "the launcher does not say which rank died");
     CHECK(n_kids < 1 || kill(kids[0], 0) != 0, "rank 0 still runs after the job stopped");
     snprintf(path, sizeof path, "%s/ck/step-000010", tmp);
-    snprintf(base, sizeof base, sft, tmp, tmp);
+    snprintf(base, sizeof base, sft, tmp, tmp, dev);
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --steps 12 --out %s/kr --resume %s > %s/kr.out 2> %s/kr.err", base, tmp,
               path, tmp, tmp),
           "the last checkpoint before the kill does not resume");
