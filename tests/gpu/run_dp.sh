@@ -4,8 +4,10 @@
 # sync under compute-sanitizer, then the 7B-shape DPO step on both GPUs (zero weights from the
 # preset: the step's work does not depend on the values) with activation checkpointing — tokens/s
 # and the memory each GPU holds. Logs go to $OUT/dp-run; the summary is printed last.
-#   usage (repo root, on the box): source .devdeps/devenv.sh && bash tests/gpu/run_dp.sh
+#   usage (repo root, on the box): source .devdeps/devenv.sh && bash tests/gpu/run_dp.sh [dp|checks|all]
+#   (dp: build, the data-parallel test and the 7B step; checks: build, GPU tests, compute-sanitizer)
 set -u
+what=${1:-all}
 dest=${OUT:-gpu-out}
 out=$dest/dp-run
 mkdir -p "$out"
@@ -21,11 +23,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu.
 git rev-parse --short HEAD >"$out/commit.txt" 2>/dev/null
 step configure cmake -S . -B build-dp -DCMAKE_CUDA_ARCHITECTURES=90a -DCMAKE_BUILD_TYPE=Release
 step build cmake --build build-dp -j32
-step gpu-tests ctest --test-dir build-dp -L gpu --output-on-failure
+if [ "$what" != dp ]; then
+  step gpu-tests ctest --test-dir build-dp -L gpu --output-on-failure
+  step memcheck-model compute-sanitizer --tool memcheck --error-exitcode 1 build-dp/test_model_gpu .
+  step memcheck-nccl-sync compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
+    build-dp/hybrid bench sync --preset tiny --workers 1 --worker-gpus 1 --transport nccl --rounds 2 --device cuda
+fi
+if [ "$what" = checks ]; then printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"; exit 0; fi
 step dp-cuda bash -c "cd build-dp && HY_DP_TEST_DEVICE=cuda ./test_data_parallel"
-step memcheck-model compute-sanitizer --tool memcheck --error-exitcode 1 build-dp/test_model_gpu .
-step memcheck-nccl-sync compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
-  build-dp/hybrid bench sync --preset tiny --workers 1 --worker-gpus 1 --transport nccl --rounds 2 --device cuda
 # The 7B DPO step: 16 pairs of 512 prompt + 512 response tokens (random ids), 8 pairs a step, one
 # 8,192-token micro-batch per rank; the reference pass runs first on rank 0.
 w=$(mktemp -d)
