@@ -30,6 +30,9 @@ static const char *dev = "cpu";
 // 1e-6 to 2e-5 on the CPU; on CUDA bf16 activations and non-deterministic kernels (atomics) make
 // even two 1-rank runs differ, so the bound there is bf16-sized. A lost or misplaced shard gives ~1.
 #define TOL (strcmp(dev, "cpu") ? 2e-2 : 1e-3)
+// Losses, relative: the CPU's differ in the last digits; on CUDA the weights' bf16-sized
+// differences show in later steps' losses (measured up to 4.4e-4 on two H200s).
+#define LOSS_TOL (strcmp(dev, "cpu") ? 2e-3 : 1e-5)
 
 // Runs a shell command line; its exit status.
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -92,7 +95,7 @@ static double weights_diff(const char *dir_a, const char *dir_b) {
     return same && m2 > 0 ? sqrt(d2 / m2) : INFINITY;
 }
 
-// Two runs agree: the same number of steps, each loss within 1e-5 relative, weights within tol.
+// Two runs agree: the same number of steps, each loss within LOSS_TOL relative, weights within tol.
 static void same_run(const char *name, const char *out_a, const char *dir_a, const char *out_b, const char *dir_b,
                      double tol) {
     double la[64], lb[64];
@@ -100,7 +103,7 @@ static void same_run(const char *name, const char *out_a, const char *dir_a, con
     CHECK(na > 0 && na == nb, "%s: %d and %d metrics lines", name, na, nb);
     double worst = 0.0;
     for (int i = 0; i < na && i < nb; i++) worst = fmax(worst, fabs(la[i] - lb[i]) / fmax(1e-9, fabs(la[i])));
-    CHECK(worst < 1e-5, "%s: losses differ by %.3g relative", name, worst);
+    CHECK(worst < LOSS_TOL, "%s: losses differ by %.3g relative", name, worst);
     const double d = weights_diff(dir_a, dir_b);
     CHECK(d < tol, "%s: weights differ by %.3g of the training update (bound %.1g)", name, d, tol);
     printf("  %s: %d steps, losses within %.2g, weights within %.2g of the update\n", name, na, worst, d);
@@ -165,8 +168,10 @@ int main(void) {
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --out %s/s2 --save-every 2 --save-dir %s/ck2 > %s/s2.out 2> %s/s2.err",
               base, tmp, tmp, tmp, tmp),
           "learn --nproc 2 failed (see %s/s2.err)", tmp);
-    CHECK(!sh("./hybrid learn --nproc 3 -- %s --out %s/s3 > %s/s3.out 2> %s/s3.err", base, tmp, tmp, tmp),
-          "learn --nproc 3 failed");
+    const int three = !strcmp(dev, "cpu");  // the GPU box has two GPUs
+    if (three)
+        CHECK(!sh("./hybrid learn --nproc 3 -- %s --out %s/s3 > %s/s3.out 2> %s/s3.err", base, tmp, tmp, tmp),
+              "learn --nproc 3 failed");
     char o1[4200], o2[4200], d1[4200], d2[4200];
     snprintf(o1, sizeof o1, "%s/s1.out", tmp);
     snprintf(d1, sizeof d1, "%s/s1", tmp);
@@ -175,7 +180,7 @@ int main(void) {
     same_run("sft 2 ranks == 1", o1, d1, o2, d2, TOL);
     snprintf(o2, sizeof o2, "%s/s3.out", tmp);
     snprintf(d2, sizeof d2, "%s/s3", tmp);
-    same_run("sft 3 ranks == 1", o1, d1, o2, d2, TOL);
+    if (three) same_run("sft 3 ranks == 1", o1, d1, o2, d2, TOL);
     snprintf(path, sizeof path, "%s/s2.err", tmp);
     CHECK(file_has(path, "2 data-parallel ranks joined"), "rank 0 does not say the ranks joined");
     snprintf(path, sizeof path, "%s/s2/optimizer-00001-of-00002.bin", tmp);
@@ -207,9 +212,10 @@ int main(void) {
     CHECK(weights_diff(d1, d2) < TOL, "2-rank checkpoint resumed on 1 rank: weights differ from the 1-rank run");
     snprintf(path, sizeof path, "%s/s1r/optimizer.bin", tmp);
     CHECK(exists(path), "1 rank writes optimizer.bin");
-    CHECK(!sh("./hybrid learn --nproc 3 -- %s --out %s/s3r --resume %s/s1r --steps 5 > %s/s3r.out 2> %s/s3r.err", base,
-              tmp, tmp, tmp, tmp),
-          "resume of a 1-rank checkpoint on 3 ranks failed");
+    if (three)
+        CHECK(!sh("./hybrid learn --nproc 3 -- %s --out %s/s3r --resume %s/s1r --steps 5 > %s/s3r.out 2> %s/s3r.err",
+                  base, tmp, tmp, tmp, tmp),
+              "resume of a 1-rank checkpoint on 3 ranks failed");
 
     printf("a checkpoint missing a shard\n");
     sh("cp -r %s/ck2/step-000002 %s/broken && rm %s/broken/optimizer-00001-of-00002.bin", tmp, tmp, tmp);
