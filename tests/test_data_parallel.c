@@ -251,10 +251,24 @@ int main(void) {
     snprintf(d2, sizeof d2, "%s/r2", tmp);
     same_run("rl 2 ranks == 1", o1, d1, o2, d2, TOL);
 
-    printf("ranks that do not belong together\n");
-    snprintf(base, sizeof base, sft, tmp, tmp, dev);
+    printf("ranks started by a cluster launcher (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)\n");
     char cwd[4096];
     if (!getcwd(cwd, sizeof cwd)) return 1;
+    snprintf(base, sizeof base, sft, tmp, tmp, dev);
+    const int port = 20000 + (int)(getpid() % 20000);
+    CHECK(!sh("cd %s && (WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=%d %s/hybrid %s --out %s/t "
+              "> t1.out 2> t1.err &) && WORLD_SIZE=2 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=%d "
+              "%s/hybrid %s --out %s/t > t0.out 2> t0.err",
+              tmp, port, cwd, base, tmp, port, cwd, base, tmp),
+          "two ranks over tcp://127.0.0.1:%d failed (see %s/t0.err)", port, tmp);
+    snprintf(o1, sizeof o1, "%s/s2.out", tmp);
+    snprintf(d1, sizeof d1, "%s/s2", tmp);
+    snprintf(o2, sizeof o2, "%s/t0.out", tmp);
+    snprintf(d2, sizeof d2, "%s/t", tmp);
+    same_run("ranks from the environment == hybrid learn", o1, d1, o2, d2, TOL);
+
+    printf("ranks that do not belong together\n");
+    snprintf(base, sizeof base, sft, tmp, tmp, dev);
     // rank 1 with another learning rate: refused by fingerprint
     CHECK(sh("cd %s && (WORLD_SIZE=2 RANK=1 HY_DP_ENDPOINT=ipc://%s/fp.sock %s/hybrid %s --lr 2e-2 --out %s/f1 > f1.out "
              "2> f1.err &) && WORLD_SIZE=2 RANK=0 HY_DP_ENDPOINT=ipc://%s/fp.sock %s/hybrid %s --out %s/f0 > f0.out "
