@@ -41,6 +41,11 @@ void copy_columns_bf16_cuda(hy_bf16 *dst, const hy_bf16 *src, int T, int src_str
                             cudaStream_t stream);
 void accumulate_columns_bf16_cuda(hy_bf16 *dst, const hy_bf16 *src, int T, int dst_stride, int col, int width,
                                   cudaStream_t stream);
+// Row copies in one launch (decode gathers n sequences' states out of a slot pool and back): dst
+// row (dst_rows ? dst_rows[i] : i) = src row (src_rows ? src_rows[i] : i), i < n, rows of `per`
+// floats; the row arrays are device memory. Rows must not overlap between dst and src.
+void copy_rows_f32_cuda(float *dst, const int32_t *dst_rows, const float *src, const int32_t *src_rows, int n,
+                        size_t per, cudaStream_t stream);
 
 // ---- embedding ---------------------------------------------------------------------------------
 void embedding_forward_cuda(hy_bf16 *out, const int32_t *ids, const hy_bf16 *table, int T, int C,

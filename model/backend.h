@@ -44,6 +44,11 @@ struct hy_backend {
     void (*f32_zero)(hy_backend *be, float *x, size_t n);
     void (*act_copy)(hy_backend *be, hy_act *dst, const hy_act *src, size_t n);
     void (*f32_copy)(hy_backend *be, float *dst, const float *src, size_t n);
+    // Row copies, one call for many rows (decode moves its sequences' states between the slot pool
+    // and a batch buffer): dst row (dst_rows ? dst_rows[i] : i) = src row (src_rows ? src_rows[i] :
+    // i) for i < n, rows of `per` floats; dst_rows / src_rows are host arrays (or NULL).
+    void (*f32_copy_rows)(hy_backend *be, float *dst, const int32_t *dst_rows, const float *src,
+                          const int32_t *src_rows, int n, size_t per);
     // host <-> backend copies of fp32 data (parameters, logits rows, results)
     void (*f32_to_host)(hy_backend *be, float *host, const float *src, size_t n);
     void (*f32_from_host)(hy_backend *be, float *dst, const float *host, size_t n);

@@ -44,6 +44,11 @@ static void act_zero(hy_backend *be, hy_act *x, size_t n) { memset(x, 0, n * siz
 static void f32_zero(hy_backend *be, float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void act_copy(hy_backend *be, hy_act *d, const hy_act *s, size_t n) { memmove(d, s, n * sizeof(float)); }
 static void f32_copy(hy_backend *be, float *d, const float *s, size_t n) { memmove(d, s, n * sizeof(float)); }
+static void f32_copy_rows(hy_backend *be, float *d, const int32_t *d_rows, const float *s, const int32_t *s_rows, int n,
+                          size_t per) {
+    for (int i = 0; i < n; i++)
+        memcpy(d + (size_t)(d_rows ? d_rows[i] : i) * per, s + (size_t)(s_rows ? s_rows[i] : i) * per, per * sizeof(float));
+}
 static void *alloc_persistent(hy_backend *be, size_t bytes) { return hy_calloc(1, bytes ? bytes : 1); }
 static void free_persistent(hy_backend *be, void *p) { free(p); }
 static void bytes_to_host(hy_backend *be, void *h, const void *s, size_t n) { memcpy(h, s, n); }

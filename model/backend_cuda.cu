@@ -92,6 +92,15 @@ void act_copy(hy_backend *be, hy_act *d, const hy_act *s, size_t n) {
 void f32_copy(hy_backend *be, float *d, const float *s, size_t n) {
     CUDA_CHECK(cudaMemcpyAsync(d, s, n * sizeof(float), cudaMemcpyDeviceToDevice, cb(be)->stream));
 }
+void f32_copy_rows(hy_backend *be, float *d, const int32_t *d_rows, const float *s, const int32_t *s_rows, int n,
+                   size_t per) {
+    if (n <= 0) return;
+    const size_t mark_at = mark(be);  // the uploaded row arrays live only for this call
+    const int32_t *dr = d_rows ? i32_upload(be, d_rows, (size_t)n) : NULL;
+    const int32_t *sr = s_rows ? i32_upload(be, s_rows, (size_t)n) : NULL;
+    copy_rows_f32_cuda(d, dr, s, sr, n, per, cb(be)->stream);
+    release(be, mark_at);
+}
 void f32_to_host(hy_backend *be, float *h, const float *s, size_t n) {
     CUDA_CHECK(cudaMemcpyAsync(h, s, n * sizeof(float), cudaMemcpyDeviceToHost, cb(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));

@@ -17,6 +17,7 @@
         (b)->f32_zero = f32_zero; \
         (b)->act_copy = act_copy; \
         (b)->f32_copy = f32_copy; \
+        (b)->f32_copy_rows = f32_copy_rows; \
         (b)->f32_to_host = f32_to_host; \
         (b)->f32_from_host = f32_from_host; \
         (b)->alloc_persistent = alloc_persistent; \

@@ -49,11 +49,13 @@ static hy_act *act(const fwd_ctx *f, size_t n) { return f->be->act_alloc(f->be, 
 static float *f32(const fwd_ctx *f, size_t n) { return f->be->f32_alloc(f->be, n); }
 
 // Gathers the cache slots' per-document state into a contiguous (n_docs, per) buffer and back.
+// One backend call each way, not one copy per document: a decode step of 32 sequences would
+// otherwise launch four copies per sequence and GDN layer.
 static void gather_state(const fwd_ctx *f, float *dst, const float *pool, size_t per) {
-    for (int d = 0; d < f->a->n_docs; d++) f->be->f32_copy(f->be, dst + d * per, pool + (size_t)f->slots[d] * per, per);
+    f->be->f32_copy_rows(f->be, dst, NULL, pool, f->slots, f->a->n_docs, per);
 }
 static void scatter_state(const fwd_ctx *f, float *pool, const float *src, size_t per) {
-    for (int d = 0; d < f->a->n_docs; d++) f->be->f32_copy(f->be, pool + (size_t)f->slots[d] * per, src + d * per, per);
+    f->be->f32_copy_rows(f->be, pool, f->slots, src, NULL, f->a->n_docs, per);
 }
 
 // The GDN mixer over a cached batch: each maximal run of consecutive documents that are all one
@@ -380,18 +382,21 @@ int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, 
     if (!a) return -1;
     if (mode != HY_LOGITS_NONE) {
         const size_t mark = be->mark(be);
-        const int rows = mode == HY_LOGITS_ALL ? b->T : 1;
+        const int rows = mode == HY_LOGITS_ALL ? b->T : b->n_docs;
         float *out = be->f32_alloc(be, (size_t)rows * V);
         if (mode == HY_LOGITS_ALL) {
             be->linear_forward_f32(be, out, a->xf, m->pmm.lm_head, b->T, C, V);
-            be->f32_to_host(be, logits, out, (size_t)b->T * V);
         } else {
-            for (int d = 0; d < b->n_docs; d++) {
-                const hy_act *row = hy_act_at(be, a->xf, (size_t)(b->cu_seqlens[d + 1] - 1) * C);
-                be->linear_forward_f32(be, out, row, m->pmm.lm_head, 1, C, V);
-                be->f32_to_host(be, logits + (size_t)d * V, out, V);
-            }
+            // each document's last row side by side, so the lm head's weights (V·C, the largest
+            // matrix) are read once per step for all sequences rather than once per sequence; a
+            // row's logits do not depend on the rows beside it
+            hy_act *last = be->act_alloc(be, (size_t)b->n_docs * C);
+            for (int d = 0; d < b->n_docs; d++)
+                be->act_copy(be, hy_act_at(be, last, (size_t)d * C),
+                             hy_act_at(be, a->xf, (size_t)(b->cu_seqlens[d + 1] - 1) * C), C);
+            be->linear_forward_f32(be, out, last, m->pmm.lm_head, b->n_docs, C, V);
         }
+        be->f32_to_host(be, logits, out, (size_t)rows * V);
         be->release(be, mark);
     }
     if (acts)

@@ -137,6 +137,41 @@ void launch_columns(hy_bf16 *dst, const hy_bf16 *src, int T, int dst_stride, int
 
 }  // namespace
 
+namespace {
+
+// grid.y walks the rows (grid-stride past 65,535), grid.x the row's VEC-wide pieces.
+template <int VEC>
+__global__ void copy_rows_kernel(float *__restrict__ dst, const int32_t *__restrict__ dst_rows,
+                                 const float *__restrict__ src, const int32_t *__restrict__ src_rows, int n,
+                                 size_t per) {
+    const size_t nvec = per / VEC;
+    for (int i = blockIdx.y; i < n; i += gridDim.y) {
+        float *d = dst + (size_t)(dst_rows ? dst_rows[i] : i) * per;
+        const float *s = src + (size_t)(src_rows ? src_rows[i] : i) * per;
+        for (size_t j = blockIdx.x * (size_t)blockDim.x + threadIdx.x; j < nvec; j += (size_t)gridDim.x * blockDim.x) {
+            if (VEC == 4)
+                reinterpret_cast<float4 *>(d)[j] = reinterpret_cast<const float4 *>(s)[j];
+            else
+                d[j] = s[j];
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" void copy_rows_f32_cuda(float *dst, const int32_t *dst_rows, const float *src, const int32_t *src_rows,
+                                   int n, size_t per, cudaStream_t stream) {
+    if (n <= 0 || per == 0) return;
+    // float4 when every row start is 16-byte aligned: aligned bases and per a multiple of 4
+    const int vec = hy::pick_vec(4, {{dst, 4}, {src, 4}}, {(long)per}) == 4 ? 4 : 1;
+    const size_t nvec = per / vec;
+    const unsigned bx = (unsigned)((nvec + kThreads - 1) / kThreads < 1024 ? (nvec + kThreads - 1) / kThreads : 1024);
+    const dim3 grid(bx, (unsigned)(n < 65535 ? n : 65535));
+    if (vec == 4) copy_rows_kernel<4><<<grid, kThreads, 0, stream>>>(dst, dst_rows, src, src_rows, n, per);
+    else copy_rows_kernel<1><<<grid, kThreads, 0, stream>>>(dst, dst_rows, src, src_rows, n, per);
+    CUDA_CHECK_LAUNCH();
+}
+
 extern "C" void copy_columns_bf16_cuda(hy_bf16 *dst, const hy_bf16 *src, int T, int src_stride, int col, int width,
                                        cudaStream_t stream) {
     launch_columns<false>(dst, src + col, T, width, src_stride, width, stream);

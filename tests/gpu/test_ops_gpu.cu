@@ -26,6 +26,7 @@
 #include <cstring>
 #include <memory>
 
+#include "../../model/backend.h"
 #include "gpu_test.h"
 
 namespace {
@@ -154,6 +155,39 @@ void test_elementwise(hy_rng *r) {
             for (int j = 0; j < c.width; j++) ref[(size_t)t * c.stride + c.col + j] += src[(size_t)t * c.width + j];
         snprintf(what, sizeof what, "accumulate_columns T%d w%d", c.T, c.width);
         tally(check_bf16(what, download_bf16(dwide->p, ref.size()), ref));
+    }
+
+    // row gather / scatter between a slot pool and a batch buffer: a GDN state row (float4 path), a
+    // conv window of odd length (scalar path), and a base offset by one float (scalar path)
+    for (size_t per : {(size_t)552960, (size_t)33, (size_t)64}) {
+        const int slots = 7, n = 4;
+        const int32_t rows[n] = {5, 0, 6, 2};
+        const size_t off = per == 64 ? 1 : 0;
+        auto pool = random_vec(r, (size_t)slots * per + off, -1.0f, 1.0f);
+        auto dpool = up(pool);
+        auto dbatch = alloc<float>((size_t)n * per + off);
+        hy_backend *cpu = hy_backend_cpu_new();
+        std::vector<float> want((size_t)n * per);
+        cpu->f32_copy_rows(cpu, want.data(), NULL, pool.data() + off, rows, n, per);
+        int32_t *drows = nullptr;
+        CUDA_CHECK(cudaMalloc(&drows, sizeof rows));
+        CUDA_CHECK(cudaMemcpy(drows, rows, sizeof rows, cudaMemcpyHostToDevice));
+        copy_rows_f32_cuda(dbatch->p + off, NULL, dpool->p + off, drows, n, per, 0);
+        sync();
+        char what[64];
+        snprintf(what, sizeof what, "copy_rows gather per %zu%s", per, off ? " (offset)" : "");
+        tally(check_f32(what, download(dbatch->p + off, want.size()), want, 0, 0));
+        // scatter changed rows back: the pool holds them there, the other slots are untouched
+        auto upd = random_vec(r, (size_t)n * per, -1.0f, 1.0f);
+        auto dupd = up(upd);
+        std::vector<float> pool_want(pool.begin() + off, pool.end());
+        cpu->f32_copy_rows(cpu, pool_want.data(), rows, upd.data(), NULL, n, per);
+        copy_rows_f32_cuda(dpool->p + off, drows, dupd->p, NULL, n, per, 0);
+        sync();
+        snprintf(what, sizeof what, "copy_rows scatter per %zu%s", per, off ? " (offset)" : "");
+        tally(check_f32(what, download(dpool->p + off, pool_want.size()), pool_want, 0, 0));
+        CUDA_CHECK(cudaFree(drows));
+        cpu->destroy(cpu);
     }
 }
 
