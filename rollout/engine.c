@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../common/hy_error.h"
+#include "../common/parallel.h"
 #include "prefix_cache.h"
 #include "scheduler.h"
 #include "state_pool.h"
@@ -53,6 +54,11 @@ typedef struct {
     // prompt group (submit_n): the parent lists its children until it forks them
     int64_t *children;
     int n_children;
+    // the next token, drawn ahead on the host threads (draw_samples) for sample_into to take
+    int drawn;
+    hy_sample next;
+    int32_t next_top_ids[HY_MAX_TOP_LOGPROBS];
+    float next_top_lp[HY_MAX_TOP_LOGPROBS];
 } seq;
 
 struct hy_engine {
@@ -429,17 +435,27 @@ static void admit(hy_engine *e) {
 
 // ---- sampling ----------------------------------------------------------------------------------
 
-static void sample_into(hy_engine *e, seq *s, const float *row) {
+// Draws s's next token from row (its own RNG, so the draw is the same on whatever thread runs it).
+static void draw(const hy_engine *e, seq *s, const float *row) {
     const int V = e->m->cfg.vocab_size;
-    hy_sample smp = hy_sample_token(row, V, &s->sampling, &s->rng);
+    s->next = hy_sample_token(row, V, &s->sampling, &s->rng);
+    if (s->n_top) hy_top_logprobs(row, V, s->n_top, s->next_top_ids, s->next_top_lp);
+    s->drawn = 1;
+}
+
+static void sample_into(hy_engine *e, seq *s, const float *row) {
+    if (!s->drawn) draw(e, s, row);
+    s->drawn = 0;
+    const hy_sample smp = s->next;
     push_tokens(s, &smp.token, 1, HY_TOKEN_GENERATED);
     const int at = s->n - 1;
     s->logprob[at] = smp.logprob;
     s->model_logprob[at] = smp.model_logprob;
     s->version[at] = e->version;
-    if (s->n_top)
-        hy_top_logprobs(row, V, s->n_top, s->top_ids + (size_t)at * HY_MAX_TOP_LOGPROBS,
-                        s->top_lp + (size_t)at * HY_MAX_TOP_LOGPROBS);
+    if (s->n_top) {
+        memcpy(s->top_ids + (size_t)at * HY_MAX_TOP_LOGPROBS, s->next_top_ids, sizeof(int32_t) * (size_t)s->n_top);
+        memcpy(s->top_lp + (size_t)at * HY_MAX_TOP_LOGPROBS, s->next_top_lp, sizeof(float) * (size_t)s->n_top);
+    }
     s->n_gen++;
     e->st.generated_tokens++;
     int which;
@@ -478,6 +494,39 @@ static void logits_ready(hy_engine *e, seq *s, const float *row) {
         prompt_done(e, s, row);
     else
         sample_into(e, s, row);
+}
+
+// Every token a step's logits lead to — each finished sequence's, and the first of each of its
+// not yet forked samples, from the same row — drawn at once on the host's threads: sampling a
+// 100k-entry row is ~1 ms on one core, so one thread would spend most of a decode step of 64
+// sequences on it. The results wait in each sequence (drawn) until the serial pass takes them.
+typedef struct {
+    const hy_engine *e;
+    seq **who;
+    const float **row;
+} draw_jobs;
+
+static void draw_one(void *ctx, int i) {
+    const draw_jobs *j = ctx;
+    draw(j->e, j->who[i], j->row[i]);
+}
+
+static void draw_samples(hy_engine *e, seq *const *ready, const float *const *rows, int n) {
+    int total = 0;
+    for (int i = 0; i < n; i++) total += 1 + ready[i]->n_children;
+    draw_jobs j = {e, hy_malloc(sizeof(seq *) * (size_t)(total + 1)), hy_malloc(sizeof(float *) * (size_t)(total + 1))};
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        j.who[k] = ready[i];
+        j.row[k++] = rows[i];
+        for (int c = 0; c < ready[i]->n_children; c++) {
+            j.who[k] = get(e, ready[i]->children[c]);
+            j.row[k++] = rows[i];
+        }
+    }
+    hy_parallel_for(total, draw_one, &j);
+    free(j.who);
+    free(j.row);
 }
 
 // ---- one step ----------------------------------------------------------------------------------
@@ -581,12 +630,22 @@ int hy_engine_step(hy_engine *e) {
         rc = hy_model_forward(e->m, &b, HY_LOGITS_LAST_DOC, e->logits, NULL, &e->cache, slots);
         if (!rc) {
             e->st.steps++;
+            seq **ready = hy_malloc(sizeof(seq *) * (size_t)sp.n_plan);
+            const float **rows = hy_malloc(sizeof(float *) * (size_t)sp.n_plan);
+            int n_ready = 0;
             for (int i = 0; i < sp.n_plan; i++) {
                 seq *s = sp.run[sp.plan[i].seq];
                 s->fed += sp.plan[i].n;
                 if (sp.plan[i].n > 1 || s->n_gen == 0) e->st.prefill_tokens += sp.plan[i].n;
-                if (s->fed == s->n) logits_ready(e, s, e->logits + (size_t)i * V);
+                if (s->fed == s->n) {
+                    ready[n_ready] = s;
+                    rows[n_ready++] = e->logits + (size_t)i * V;
+                }
             }
+            draw_samples(e, ready, rows, n_ready);
+            for (int i = 0; i < n_ready; i++) logits_ready(e, ready[i], rows[i]);
+            free(ready);
+            free(rows);
         }
         free(tokens);
         free(cu);
