@@ -499,7 +499,18 @@ static void print_throughput(const bench_env *v, const char *name, const char *s
     }
 }
 
+// Where the engine's steps spent their time (measured in the engine: hy_engine_stats).
+static void print_step_split(const hy_engine_stats *st) {
+    if (st->steps <= 0 || st->step_s <= 0) return;
+    const double n = (double)st->steps, other = st->step_s - st->forward_s - st->sample_s;
+    printf("%-16s per step (mean of %lld): %.2f ms = forward %.2f ms (%.0f%%) + sampling %.2f ms (%.0f%%) + host "
+           "bookkeeping %.2f ms (%.0f%%)\n",
+           "", (long long)st->steps, 1e3 * st->step_s / n, 1e3 * st->forward_s / n, 100 * st->forward_s / st->step_s,
+           1e3 * st->sample_s / n, 100 * st->sample_s / st->step_s, 1e3 * other / n, 100 * other / st->step_s);
+}
+
 static void print_preemptions(const hy_engine_stats *st) {
+    print_step_split(st);
     if (st->preemptions)
         printf("%-16s %lld preemption(s) (%lld swapped, %lld recomputed): latencies of preempted turns are approximate\n",
                "", (long long)st->preemptions, (long long)st->swapped, (long long)st->recomputed);

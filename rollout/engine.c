@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/hy_error.h"
 #include "../common/parallel.h"
@@ -433,6 +434,12 @@ static void admit(hy_engine *e) {
     }
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 // ---- sampling ----------------------------------------------------------------------------------
 
 // Draws s's next token from row (its own RNG, so the draw is the same on whatever thread runs it).
@@ -589,7 +596,16 @@ static int fit_plan(hy_engine *e, step_plan *sp) {
     }
 }
 
+static int engine_step(hy_engine *e);
+
 int hy_engine_step(hy_engine *e) {
+    const double t0 = now_s();
+    const int rc = engine_step(e);
+    e->st.step_s += now_s() - t0;
+    return rc;
+}
+
+static int engine_step(hy_engine *e) {
     admit(e);
     // whole-prompt snapshot hits sample before anything is fed
     for (int64_t i = 0; i < e->n_seqs; i++) {
@@ -627,7 +643,9 @@ int hy_engine_step(hy_engine *e) {
             e->logits = hy_realloc(e->logits, sizeof(float) * (size_t)V * (size_t)sp.n_plan);
         }
         hy_batch b = {tokens, cu, T, sp.n_plan};
+        const double t_fwd = now_s();
         rc = hy_model_forward(e->m, &b, HY_LOGITS_LAST_DOC, e->logits, NULL, &e->cache, slots);
+        e->st.forward_s += now_s() - t_fwd;
         if (!rc) {
             e->st.steps++;
             seq **ready = hy_malloc(sizeof(seq *) * (size_t)sp.n_plan);
@@ -642,7 +660,9 @@ int hy_engine_step(hy_engine *e) {
                     rows[n_ready++] = e->logits + (size_t)i * V;
                 }
             }
+            const double t_draw = now_s();
             draw_samples(e, ready, rows, n_ready);
+            e->st.sample_s += now_s() - t_draw;
             for (int i = 0; i < n_ready; i++) logits_ready(e, ready[i], rows[i]);
             free(ready);
             free(rows);

@@ -93,6 +93,9 @@ typedef struct {
     size_t bytes_in_use;      // of it: slots and blocks taken
     size_t swap_bytes_in_use, snapshot_bytes_in_use;
     uint32_t weight_version;
+    // wall time of all steps so far, and of their parts: the batched forward (on a GPU it ends
+    // when the logits are on the host) and the drawing of tokens; the rest is host bookkeeping
+    double step_s, forward_s, sample_s;
 } hy_engine_stats;
 
 typedef struct hy_engine hy_engine;
