@@ -110,6 +110,11 @@ struct hy_backend {
     void (*gdn_recurrent_forward)(hy_backend *be, const gdn_shape *s, hy_act *o, float *state_out, const hy_act *q,
                                   const hy_act *k, const hy_act *v, const float *g, const float *beta,
                                   const float *state_in, void **saved);
+    // Decode of s->n_docs one-token documents (s->T = s->n_docs) whose fp32 states live in a slot
+    // pool: document b reads and updates row slots[b] (host array) of pool (rows of H_v·Dk·Dv)
+    // in place — the recurrent form without gathering the states out of the pool and back.
+    void (*gdn_decode_pool)(hy_backend *be, const gdn_shape *s, hy_act *o, float *pool, const int32_t *slots,
+                            const hy_act *q, const hy_act *k, const hy_act *v, const float *g, const float *beta);
     void (*gdn_chunked_backward)(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg,
                                  float *dbeta, const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v,
                                  const float *g, const float *beta, const void *saved);

@@ -148,6 +148,21 @@ static void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *
                           const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
     gdn_recurrent_forward(s, o, so, q, k, v, g, beta, si);
 }
+// One document at a time on its pool row: the same per-document arithmetic as one batched call.
+static void decode_pool(hy_backend *be, const gdn_shape *s, hy_act *o, float *pool, const int32_t *slots,
+                        const hy_act *q, const hy_act *k, const hy_act *v, const float *g, const float *beta) {
+    const int32_t cu[2] = {0, 1};
+    const size_t per = (size_t)s->H_v * s->Dk * s->Dv, kd = (size_t)s->H_k * s->Dk, vd = (size_t)s->H_v * s->Dv;
+    for (int b = 0; b < s->n_docs; b++) {
+        gdn_shape one = *s;
+        one.T = 1;
+        one.n_docs = 1;
+        one.cu_seqlens = cu;
+        float *st = pool + (size_t)slots[b] * per;
+        gdn_recurrent_forward(&one, (float *)o + b * vd, st, (const float *)q + b * kd, (const float *)k + b * kd,
+                              (const float *)v + b * vd, g + (size_t)b * s->H_v, beta + (size_t)b * s->H_v, st);
+    }
+}
 static void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg,
                         float *dbeta, const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v,
                         const float *g, const float *beta, const void *saved) {

@@ -240,6 +240,13 @@ void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, con
                          s->scale, S);
     release(be, m);
 }
+void decode_pool(hy_backend *be, const gdn_shape *s, hy_act *o, float *pool, const int32_t *slots, const hy_act *q,
+                 const hy_act *k, const hy_act *v, const float *g, const float *beta) {
+    const size_t m = mark(be);
+    gdn_decode_step_cuda((bf)o, pool, i32_upload(be, slots, (size_t)s->n_docs), (cbf)q, (cbf)k, (cbf)v, g, beta,
+                         s->n_docs, s->H_k, s->H_v, s->Dk, s->Dv, s->scale, S);
+    release(be, m);
+}
 void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg, float *dbeta,
                  const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v, const float *g,
                  const float *beta, const void *saved) {

@@ -48,6 +48,7 @@
         (b)->gdn_gates_backward = gates_bwd; \
         (b)->gdn_chunked_forward = chunked_fwd; \
         (b)->gdn_recurrent_forward = recurrent_fwd; \
+        (b)->gdn_decode_pool = decode_pool; \
         (b)->gdn_chunked_backward = chunked_bwd; \
         (b)->rope_forward = rope_fwd; \
         (b)->rope_backward = rope_bwd; \

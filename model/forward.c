@@ -59,9 +59,9 @@ static void scatter_state(const fwd_ctx *f, float *pool, const float *src, size_
 }
 
 // The GDN mixer over a cached batch: each maximal run of consecutive documents that are all one
-// token long (decode) runs the recurrence, each run of longer ones the chunked form, on the run's
-// gathered states (n_docs, H_v, Dk, Dv), in place.
-static void gdn_cached_mixer(const fwd_ctx *f, const gdn_shape *all, hy_layer_acts *la, float *state,
+// token long (decode) runs the recurrence on its slots' states in the pool, in place; each run of
+// longer ones gathers its states, runs the chunked form and scatters them back.
+static void gdn_cached_mixer(const fwd_ctx *f, const gdn_shape *all, hy_layer_acts *la, float *pool,
                              const int32_t *cu_host) {
     hy_backend *be = f->be;
     const int n_docs = f->a->n_docs, kdim = all->H_k * all->Dk, vdim = all->H_v * all->Dv;
@@ -77,12 +77,19 @@ static void gdn_cached_mixer(const fwd_ctx *f, const gdn_shape *all, hy_layer_ac
         gdn_shape s = *all;
         s.T = cu_host[d1] - t0;
         s.n_docs = d1 - d0;
-        s.cu_seqlens = d0 == 0 && d1 == n_docs ? all->cu_seqlens : be->i32_upload(be, cu_run, (size_t)s.n_docs + 1);
-        float *st = state + d0 * st_per;
-        (single ? be->gdn_recurrent_forward : be->gdn_chunked_forward)(
-            be, &s, hy_act_at(be, la->o, (size_t)t0 * vdim), st, hy_act_at(be, la->qn, (size_t)t0 * kdim),
-            hy_act_at(be, la->kn, (size_t)t0 * kdim), hy_act_at(be, la->v, (size_t)t0 * vdim), la->g + t0 * all->H_v,
-            la->beta + t0 * all->H_v, st, NULL);
+        hy_act *o = hy_act_at(be, la->o, (size_t)t0 * vdim);
+        const hy_act *q = hy_act_at(be, la->qn, (size_t)t0 * kdim), *k = hy_act_at(be, la->kn, (size_t)t0 * kdim),
+                     *v = hy_act_at(be, la->v, (size_t)t0 * vdim);
+        const float *g = la->g + t0 * all->H_v, *beta = la->beta + t0 * all->H_v;
+        if (single) {
+            be->gdn_decode_pool(be, &s, o, pool, f->slots + d0, q, k, v, g, beta);
+        } else {
+            s.cu_seqlens = d0 == 0 && d1 == n_docs ? all->cu_seqlens : be->i32_upload(be, cu_run, (size_t)s.n_docs + 1);
+            float *st = be->f32_alloc(be, (size_t)s.n_docs * st_per);
+            be->f32_copy_rows(be, st, NULL, pool, f->slots + d0, s.n_docs, st_per);
+            be->gdn_chunked_forward(be, &s, o, st, q, k, v, g, beta, st, NULL);
+            be->f32_copy_rows(be, pool, f->slots + d0, st, NULL, s.n_docs, st_per);
+        }
         be->release(be, mark);
         d0 = d1;
     }
@@ -154,11 +161,7 @@ static void gdn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const 
     gdn_shape s = {T, a->n_docs, a->cu_seqlens, Hk, Hv, Dk, Dv, 1.0f / sqrtf((float)Dk)};
     la->o = act(f, (size_t)T * vdim);
     if (f->cache) {
-        const size_t st_per = (size_t)Hv * Dk * Dv;
-        float *state = f32(f, a->n_docs * st_per);
-        gather_state(f, state, f->cache->gdn_state[l], st_per);
-        gdn_cached_mixer(f, &s, la, state, cu_host);
-        scatter_state(f, f->cache->gdn_state[l], state, st_per);
+        gdn_cached_mixer(f, &s, la, f->cache->gdn_state[l], cu_host);
     } else {
         be->gdn_chunked_forward(be, &s, la->o, NULL, la->qn, la->kn, la->v, la->g, la->beta, NULL,
                                 f->keep ? &la->gdn_saved : NULL);

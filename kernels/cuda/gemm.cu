@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cuda_check.h"
+#include "kernel_util.cuh"
 
 namespace {
 
@@ -69,6 +70,54 @@ __global__ void matmul_small_kernel(void *d, bool d_f32, const hy_bf16 *a, bool 
     }
 }
 
+// The same fallback when both operands run along k (a linear layer's forward: weight rows and
+// input rows, D = Wᵀ·X column-major) — the shape of the narrow GDN gate projections, where one
+// thread per output would leave most of a block idle and walk k alone. One warp per output: the
+// lanes split k with VEC-wide loads (VEC = 8 when rows are 16-byte aligned) and sum by shuffles.
+template <int VEC>
+__global__ void matmul_rows_kernel(void *d, bool d_f32, const hy_bf16 *a, int lda, const hy_bf16 *b, int ldb, int m,
+                                   int n, int k, int ldd, float beta) {
+    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    const int lane = threadIdx.x % 32;
+    if (warp >= (long)m * n) return;
+    const int i = (int)(warp % m), j = (int)(warp / m);
+    const hy_bf16 *ar = a + (size_t)i * lda, *br = b + (size_t)j * ldb;
+    float acc = 0.0f;
+    for (int p = lane * VEC; p < k; p += 32 * VEC) {
+        float av[VEC], bv[VEC];
+        hy::load_bf16<VEC>(av, ar + p);
+        hy::load_bf16<VEC>(bv, br + p);
+#pragma unroll
+        for (int q = 0; q < VEC; q++) acc = fmaf(av[q], bv[q], acc);
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane) return;
+    const size_t at = (size_t)j * ldd + i;
+    if (d_f32) {
+        float *D = (float *)d;
+        D[at] = beta != 0.0f ? acc + beta * D[at] : acc;
+    } else {
+        hy_bf16 *D = (hy_bf16 *)d;
+        D[at] = __float2bfloat16(beta != 0.0f ? acc + beta * __bfloat162float(D[at]) : acc);
+    }
+}
+
+static void matmul_fallback(void *d, bool d_f32, const hy_bf16 *a, bool ta, int lda, const hy_bf16 *b, bool tb,
+                            int ldb, int m, int n, int k, int ldd, float beta, cudaStream_t stream) {
+    if (ta && !tb) {
+        const long warps = (long)m * n;
+        const unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+        if (hy::pick_vec(8, {{a, 2}, {b, 2}}, {lda, ldb, k}) == 8)
+            matmul_rows_kernel<8><<<blocks, 256, 0, stream>>>(d, d_f32, a, lda, b, ldb, m, n, k, ldd, beta);
+        else
+            matmul_rows_kernel<1><<<blocks, 256, 0, stream>>>(d, d_f32, a, lda, b, ldb, m, n, k, ldd, beta);
+    } else {
+        dim3 grid((m + 127) / 128, n);
+        matmul_small_kernel<<<grid, 128, 0, stream>>>(d, d_f32, a, ta, lda, b, tb, ldb, m, n, k, ldd, beta);
+    }
+    CUDA_CHECK_LAUNCH();
+}
+
 static bool aligned16(const void *p, int ld, size_t elem) {
     return ((uintptr_t)p % 16 == 0) && ((size_t)ld * elem) % 16 == 0;
 }
@@ -78,9 +127,7 @@ static void matmul(hy_gemm *g, void *d, bool d_f32, const hy_bf16 *a, bool ta, i
                    int ldb, int m, int n, int k, int ldd, float beta, cudaStream_t stream) {
     if (m == 0 || n == 0) return;
     if (!aligned16(a, lda, 2) || !aligned16(b, ldb, 2) || !aligned16(d, ldd, d_f32 ? 4 : 2)) {
-        dim3 grid((m + 127) / 128, n);
-        matmul_small_kernel<<<grid, 128, 0, stream>>>(d, d_f32, a, ta, lda, b, tb, ldb, m, n, k, ldd, beta);
-        CUDA_CHECK_LAUNCH();
+        matmul_fallback(d, d_f32, a, ta, lda, b, tb, ldb, m, n, k, ldd, beta, stream);
         return;
     }
     const float alpha = 1.0f;

@@ -48,7 +48,7 @@ int main() {
     // includes unaligned widths (30, 4, 12 outputs: the narrow GDN projections) that take the
     // small-GEMM path
     const int shapes[][3] = {{1, 64, 64},  {70, 48, 96}, {203, 48, 192}, {257, 96, 136},
-                             {64, 3840, 256}, {70, 48, 4}, {33, 3840, 30}, {19, 12, 20}};
+                             {64, 3840, 256}, {70, 48, 4}, {33, 3840, 30}, {19, 12, 20}, {64, 4096, 30}, {5, 100, 30}};
     for (auto &s : shapes) fail |= run(g, s[0], s[1], s[2]);
     hy_gemm_destroy(g);
     printf("%s\n", fail ? "gemm: FAIL" : "gemm: all ok");
