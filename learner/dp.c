@@ -417,8 +417,11 @@ typedef struct {
 static void sum_f64_combine(void *ctx, int from, const void *data) {
     sum_f64_ctx *c = ctx;
     if (from == 0) return;  // acc holds rank 0's values already
-    const double *v = data;
-    for (int i = 0; i < c->n; i++) c->acc[i] += v[i];
+    for (int i = 0; i < c->n; i++) {  // a message's payload need not be aligned for doubles
+        double v;
+        memcpy(&v, (const char *)data + sizeof v * (size_t)i, sizeof v);
+        c->acc[i] += v;
+    }
 }
 static const void *sum_f64_reply(void *ctx, int to, size_t *n) {
     (void)to;
@@ -464,11 +467,15 @@ typedef struct {
 
 static void sum_chunk(void *ctx, int from, const void *data) {
     chunk_ctx *c = ctx;
-    const float *v = data;
-    if (from == 0)
-        memcpy(c->acc, v, sizeof(float) * c->n);
-    else
-        for (size_t i = 0; i < c->n; i++) c->acc[i] += v[i];
+    if (from == 0) {
+        memcpy(c->acc, data, sizeof(float) * c->n);
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++) {  // a message's payload need not be aligned for floats
+        float v;
+        memcpy(&v, (const char *)data + sizeof v * i, sizeof v);
+        c->acc[i] += v;
+    }
 }
 
 // The part of chunk [off, off + n) that lies in rank r's shard.
@@ -513,7 +520,7 @@ static void gather_chunk(void *ctx, int from, const void *data) {
     chunk_ctx *c = ctx;
     size_t lo, hi;
     shard_part(c, from, &lo, &hi);
-    if (hi > lo) memcpy(c->acc + lo, (const float *)data + lo, sizeof(float) * (hi - lo));
+    if (hi > lo) memcpy(c->acc + lo, (const char *)data + sizeof(float) * lo, sizeof(float) * (hi - lo));
 }
 static const void *gather_reply(void *ctx, int to, size_t *n) {
     (void)to;
