@@ -168,6 +168,16 @@ void kv_paged_write(float *pool, const float *kv, const int32_t *rows, int T, in
 void swiglu_forward(float *h, const float *gate, const float *up, int N, int F);
 void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int N, int F);
 
+// ---- sampling one token from a row of logits (the rollout engine's plain path) ------------------
+// log Σ exp(scale·x) over n values (see sample.c for its precision).
+double row_log_sum_exp(const float *x, int n, float scale);
+// temperature 0: the argmax (ties: lower id). Otherwise the first token whose cumulative
+// probability under softmax(logits / temperature), in id order, exceeds u ∈ [0, 1) (the last
+// token if rounding leaves u above the total). token, its logprob under that distribution and
+// under the untempered one.
+void sample_row(const float *logits, int V, float temperature, double u, int32_t *token, float *logprob,
+                float *model_logprob);
+
 // ---- token logprobs / cross-entropy ------------------------------------------------------------
 // logits (N, V); targets (N), −1 = no target. logp (N) = log_softmax(logits[n])[targets[n]] (0 when
 // no target); lse (N) = logsumexp(logits[n]), accumulated in double. Cross-entropy is −logp.

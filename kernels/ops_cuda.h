@@ -47,6 +47,12 @@ void accumulate_columns_bf16_cuda(hy_bf16 *dst, const hy_bf16 *src, int T, int d
 void copy_rows_f32_cuda(float *dst, const int32_t *dst_rows, const float *src, const int32_t *src_rows, int n,
                         size_t per, cudaStream_t stream);
 
+// ---- sampling ----------------------------------------------------------------------------------
+// Token j from row rows[j] of logits (·, V) fp32 at temperature[j] with uniform draw u[j]: the same
+// rule as the host's sample_row (ops_cpu.h). All arrays are device memory; outputs (n) each.
+void sample_rows_cuda(const float *logits, const int32_t *rows, int n, int V, const float *temperature,
+                      const double *u, int32_t *token, float *logprob, float *model_logprob, cudaStream_t stream);
+
 // ---- embedding ---------------------------------------------------------------------------------
 void embedding_forward_cuda(hy_bf16 *out, const int32_t *ids, const hy_bf16 *table, int T, int C,
                             cudaStream_t stream);

@@ -139,6 +139,12 @@ struct hy_backend {
                              int N, int V);
     void (*logprobs_backward)(hy_backend *be, hy_act *dlogits, const float *dlogp, const float *logits,
                               const float *lse, const int32_t *targets, int N, int V);
+    // Tokens drawn on the backend (the rollout engine's plain sampling: greedy or the whole tempered
+    // distribution; sample_row's rule, ops_cpu.h): draw j from row rows[j] of logits (·, V) fp32 in
+    // backend memory at temperature[j] with uniform u[j]; rows, temperature, u and the results
+    // token, logprob, model_logprob are host arrays of n.
+    void (*sample_rows)(hy_backend *be, const float *logits, const int32_t *rows, int n, int V, const float *temperature,
+                        const double *u, int32_t *token, float *logprob, float *model_logprob);
     // ---- optimizer over fp32 arenas; mm: the matmul view refreshed from p (NULL on the CPU) ----
     void (*adamw_step)(hy_backend *be, float *p, void *mm, float *m, float *v, const float *grad, size_t n,
                        const adamw_params *hp, int step, int apply_decay);

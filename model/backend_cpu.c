@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../common/hy_error.h"
+#include "../common/parallel.h"
 #include "backend.h"
 #include "backend_table.h"
 
@@ -148,6 +149,29 @@ static void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *
                           const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
     gdn_recurrent_forward(s, o, so, q, k, v, g, beta, si);
 }
+typedef struct {
+    const float *logits;
+    const int32_t *rows;
+    int V;
+    const float *temperature;
+    const double *u;
+    int32_t *token;
+    float *logprob, *model_logprob;
+} sample_job;
+
+static void sample_one(void *ctx, int j) {
+    const sample_job *x = ctx;
+    sample_row(x->logits + (size_t)x->rows[j] * x->V, x->V, x->temperature[j], x->u[j], &x->token[j], &x->logprob[j],
+               &x->model_logprob[j]);
+}
+
+// Rows at once over the host's cores: each draw reads only its row and its u.
+static void sample_rows(hy_backend *be, const float *logits, const int32_t *rows, int n, int V, const float *temperature,
+                        const double *u, int32_t *token, float *logprob, float *model_logprob) {
+    sample_job x = {logits, rows, V, temperature, u, token, logprob, model_logprob};
+    hy_parallel_for(n, sample_one, &x);
+}
+
 // One document at a time on its pool row: the same per-document arithmetic as one batched call.
 static void decode_pool(hy_backend *be, const gdn_shape *s, hy_act *o, float *pool, const int32_t *slots,
                         const hy_act *q, const hy_act *k, const hy_act *v, const float *g, const float *beta) {

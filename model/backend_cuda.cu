@@ -247,6 +247,25 @@ void decode_pool(hy_backend *be, const gdn_shape *s, hy_act *o, float *pool, con
                          s->n_docs, s->H_k, s->H_v, s->Dk, s->Dv, s->scale, S);
     release(be, m);
 }
+void sample_rows(hy_backend *be, const float *logits, const int32_t *rows, int n, int V, const float *temperature,
+                 const double *u, int32_t *token, float *logprob, float *model_logprob) {
+    if (n <= 0) return;
+    cuda_backend *c = cb(be);
+    const size_t m = mark(be);
+    const int32_t *drows = i32_upload(be, rows, (size_t)n);
+    float *dtemp = (float *)arena_alloc(be, sizeof(float) * (size_t)n);
+    double *du = (double *)arena_alloc(be, sizeof(double) * (size_t)n);
+    int32_t *dtok = (int32_t *)arena_alloc(be, sizeof(int32_t) * (size_t)n);
+    float *dlp = (float *)arena_alloc(be, sizeof(float) * 2 * (size_t)n);
+    CUDA_CHECK(cudaMemcpyAsync(dtemp, temperature, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice, c->stream));
+    CUDA_CHECK(cudaMemcpyAsync(du, u, sizeof(double) * (size_t)n, cudaMemcpyHostToDevice, c->stream));
+    sample_rows_cuda(logits, drows, n, V, dtemp, du, dtok, dlp, dlp + n, c->stream);
+    CUDA_CHECK(cudaMemcpyAsync(token, dtok, sizeof(int32_t) * (size_t)n, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaMemcpyAsync(logprob, dlp, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaMemcpyAsync(model_logprob, dlp + n, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    release(be, m);
+}
 void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg, float *dbeta,
                  const hy_act *d_o, const hy_act *q, const hy_act *k, const hy_act *v, const float *g,
                  const float *beta, const void *saved) {

@@ -49,6 +49,7 @@
         (b)->gdn_chunked_forward = chunked_fwd; \
         (b)->gdn_recurrent_forward = recurrent_fwd; \
         (b)->gdn_decode_pool = decode_pool; \
+        (b)->sample_rows = sample_rows; \
         (b)->gdn_chunked_backward = chunked_bwd; \
         (b)->rope_forward = rope_fwd; \
         (b)->rope_backward = rope_bwd; \

@@ -386,7 +386,7 @@ int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, 
     if (mode != HY_LOGITS_NONE) {
         const size_t mark = be->mark(be);
         const int rows = mode == HY_LOGITS_ALL ? b->T : b->n_docs;
-        float *out = be->f32_alloc(be, (size_t)rows * V);
+        float *out = mode == HY_LOGITS_LAST_DOC_BACKEND ? logits : be->f32_alloc(be, (size_t)rows * V);
         if (mode == HY_LOGITS_ALL) {
             be->linear_forward_f32(be, out, a->xf, m->pmm.lm_head, b->T, C, V);
         } else {
@@ -399,7 +399,7 @@ int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, 
                              hy_act_at(be, a->xf, (size_t)(b->cu_seqlens[d + 1] - 1) * C), C);
             be->linear_forward_f32(be, out, last, m->pmm.lm_head, b->n_docs, C, V);
         }
-        be->f32_to_host(be, logits, out, (size_t)rows * V);
+        if (mode != HY_LOGITS_LAST_DOC_BACKEND) be->f32_to_host(be, logits, out, (size_t)rows * V);
         be->release(be, mark);
     }
     if (acts)

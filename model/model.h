@@ -128,6 +128,8 @@ typedef enum {
     HY_LOGITS_NONE,      // no logits (training losses read the final hidden state from the acts)
     HY_LOGITS_ALL,       // logits (T, V)
     HY_LOGITS_LAST_DOC,  // logits (n_docs, V): each document's last token only
+    HY_LOGITS_LAST_DOC_BACKEND,  // the same rows, left in backend memory (logits is a backend
+                                 // pointer): for sampling on the backend (rollout engine)
 } hy_logits_mode;
 
 // Forward. logits (host memory) as per mode. When acts is non-NULL the activations for hy_model_backward are

@@ -82,6 +82,8 @@ struct hy_engine {
     hy_engine_stats st;
     float *logits;     // (max batch, V) host
     int logits_rows;
+    float *dev_logits; // (dev_rows, V) backend memory: steps that sample on the backend
+    int dev_rows;
 };
 
 void hy_engine_config_default(hy_engine_config *c) {
@@ -271,6 +273,7 @@ void hy_engine_destroy(hy_engine *e) {
     free(e->waiting);
     free(e->done);
     free(e->logits);
+    if (e->dev_logits) e->m->be->free_persistent(e->m->be, e->dev_logits);
     hy_prefix_cache_free(&e->prefix);
     hy_slot_pool_free(&e->slots);
     hy_cache_free(&e->cache);
@@ -536,6 +539,65 @@ static void draw_samples(hy_engine *e, seq *const *ready, const float *const *ro
     free(j.row);
 }
 
+// A sequence can draw its next token on the backend: plain sampling (no top-k / top-p), no
+// alternatives to report, no prefix snapshot to store (those need its logits row on the host).
+static int backend_drawable(const seq *s, int V) {
+    return (s->sampling.temperature <= 0.0f || ((s->sampling.top_k == 0 || s->sampling.top_k >= V) &&
+                                                s->sampling.top_p >= 1.0f)) &&
+           s->n_top == 0 && !s->snapshot;
+}
+
+// Whether this step's tokens are all drawn on the backend: every sequence the plan completes (and
+// every sample forked from it) can be. Then the logits stay in backend memory — on a GPU, 400 KB
+// a row that need not cross to the host — and only the tokens and their logprobs come back.
+static int step_draws_on_backend(const hy_engine *e, seq *const *run, const hy_sched_piece *plan, int n_plan) {
+    const int V = e->m->cfg.vocab_size;
+    for (int i = 0; i < n_plan; i++) {
+        const seq *s = run[plan[i].seq];
+        if (s->fed + plan[i].n != s->n) continue;
+        if (!backend_drawable(s, V)) return 0;
+        for (int c = 0; c < s->n_children; c++)
+            if (!backend_drawable(get(e, s->children[c]), V)) return 0;
+    }
+    return 1;
+}
+
+// The backend's draws for ready[i] (from row row_of[i] of the backend logits) and its unforked
+// samples: each sequence's uniform comes from its own RNG exactly as hy_sample_token would take it
+// (one draw per tempered token), so a request's tokens do not depend on where it was sampled.
+static void draw_on_backend(hy_engine *e, seq *const *ready, const int *row_of, int n) {
+    int total = 0;
+    for (int i = 0; i < n; i++) total += 1 + ready[i]->n_children;
+    seq **who = hy_malloc(sizeof(seq *) * (size_t)(total + 1));
+    int32_t *rows = hy_malloc(sizeof(int32_t) * (size_t)(total + 1)), *tok = hy_malloc(sizeof(int32_t) * (size_t)(total + 1));
+    float *temp = hy_malloc(sizeof(float) * (size_t)(total + 1)), *lp = hy_malloc(sizeof(float) * (size_t)(total + 1)),
+          *mlp = hy_malloc(sizeof(float) * (size_t)(total + 1));
+    double *u = hy_malloc(sizeof(double) * (size_t)(total + 1));
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int c = -1; c < ready[i]->n_children; c++) {
+            seq *s = c < 0 ? ready[i] : get(e, ready[i]->children[c]);
+            who[k] = s;
+            rows[k] = row_of[i];
+            temp[k] = s->sampling.temperature;
+            u[k] = s->sampling.temperature > 0.0f ? hy_rng_uniform(&s->rng) : 0.0;
+            k++;
+        }
+    hy_backend *be = e->m->be;
+    be->sample_rows(be, e->dev_logits, rows, total, e->m->cfg.vocab_size, temp, u, tok, lp, mlp);
+    for (int j = 0; j < total; j++) {
+        who[j]->next = (hy_sample){tok[j], lp[j], mlp[j]};
+        who[j]->drawn = 1;
+    }
+    free(who);
+    free(rows);
+    free(tok);
+    free(temp);
+    free(lp);
+    free(mlp);
+    free(u);
+}
+
 // ---- one step ----------------------------------------------------------------------------------
 
 typedef struct {
@@ -638,34 +700,46 @@ static int engine_step(hy_engine *e) {
             slots[i] = s->slot;
         }
         const int V = e->m->cfg.vocab_size;
-        if (sp.n_plan > e->logits_rows) {
+        hy_backend *be = e->m->be;
+        const int on_backend = step_draws_on_backend(e, sp.run, sp.plan, sp.n_plan);
+        if (on_backend && sp.n_plan > e->dev_rows) {
+            if (e->dev_logits) be->free_persistent(be, e->dev_logits);
+            e->dev_rows = sp.n_plan;
+            e->dev_logits = be->alloc_persistent(be, sizeof(float) * (size_t)V * (size_t)sp.n_plan);
+        } else if (!on_backend && sp.n_plan > e->logits_rows) {
             e->logits_rows = sp.n_plan;
             e->logits = hy_realloc(e->logits, sizeof(float) * (size_t)V * (size_t)sp.n_plan);
         }
         hy_batch b = {tokens, cu, T, sp.n_plan};
         const double t_fwd = now_s();
-        rc = hy_model_forward(e->m, &b, HY_LOGITS_LAST_DOC, e->logits, NULL, &e->cache, slots);
+        rc = hy_model_forward(e->m, &b, on_backend ? HY_LOGITS_LAST_DOC_BACKEND : HY_LOGITS_LAST_DOC,
+                              on_backend ? e->dev_logits : e->logits, NULL, &e->cache, slots);
         e->st.forward_s += now_s() - t_fwd;
         if (!rc) {
             e->st.steps++;
             seq **ready = hy_malloc(sizeof(seq *) * (size_t)sp.n_plan);
             const float **rows = hy_malloc(sizeof(float *) * (size_t)sp.n_plan);
-            int n_ready = 0;
+            int *row_of = hy_malloc(sizeof(int) * (size_t)sp.n_plan), n_ready = 0;
             for (int i = 0; i < sp.n_plan; i++) {
                 seq *s = sp.run[sp.plan[i].seq];
                 s->fed += sp.plan[i].n;
                 if (sp.plan[i].n > 1 || s->n_gen == 0) e->st.prefill_tokens += sp.plan[i].n;
                 if (s->fed == s->n) {
                     ready[n_ready] = s;
-                    rows[n_ready++] = e->logits + (size_t)i * V;
+                    row_of[n_ready] = i;
+                    rows[n_ready++] = on_backend ? NULL : e->logits + (size_t)i * V;  // NULL: drawn already
                 }
             }
             const double t_draw = now_s();
-            draw_samples(e, ready, rows, n_ready);
+            if (on_backend)
+                draw_on_backend(e, ready, row_of, n_ready);
+            else
+                draw_samples(e, ready, rows, n_ready);
             e->st.sample_s += now_s() - t_draw;
             for (int i = 0; i < n_ready; i++) logits_ready(e, ready[i], rows[i]);
             free(ready);
             free(rows);
+            free(row_of);
         }
         free(tokens);
         free(cu);

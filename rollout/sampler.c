@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../common/hy_error.h"
+#include "../kernels/ops_cpu.h"
 
 typedef struct {
     float logit;
@@ -18,53 +19,18 @@ static int by_logit_desc(const void *a, const void *b) {
     return x->id - y->id;  // ties: lower id first, so results do not depend on qsort's order
 }
 
-// log Σ exp(scale·x). The exponentials are single precision (a few ulp each) and summed in float
-// blocks of 256, the blocks in double: the result is good to ~1e-6 absolute, far inside what a
-// bf16 model's logits carry, and single-precision exponentials cost a fraction of double ones —
-// this runs over a 100k-entry row for every sampled token.
-static double log_sum_exp(const float *x, int n, float scale) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = fmaxf(mx, x[i] * scale);
-    double s = 0.0;
-    for (int i0 = 0; i0 < n; i0 += 256) {
-        const int i1 = i0 + 256 < n ? i0 + 256 : n;
-        float part = 0.0f;
-        for (int i = i0; i < i1; i++) part += expf(x[i] * scale - mx);
-        s += part;
-    }
-    return mx + log(s);
-}
-
 hy_sample hy_sample_token(const float *logits, int V, const hy_sampling *s, hy_rng *rng) {
     hy_sample out;
-    const double lse = log_sum_exp(logits, V, 1.0f);
-    if (s->temperature <= 0.0f) {
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (logits[i] > logits[best]) best = i;
-        out.token = best;
-        out.model_logprob = out.logprob = (float)(logits[best] - lse);
+    const int need_sort = s->temperature > 0.0f && ((s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f);
+    if (!need_sort) {  // greedy, or the whole tempered distribution: the op the GPU also runs
+        const double u = s->temperature > 0.0f ? hy_rng_uniform(rng) : 0.0;
+        int32_t token;
+        sample_row(logits, V, s->temperature, u, &token, &out.logprob, &out.model_logprob);
+        out.token = token;
         return out;
     }
+    const double lse = row_log_sum_exp(logits, V, 1.0f);
     const float inv_t = 1.0f / s->temperature;
-    const int need_sort = (s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f;
-    if (!need_sort) {
-        const double lse_t = inv_t == 1.0f ? lse : log_sum_exp(logits, V, inv_t);  // RL samples at T = 1
-        const float lse_tf = (float)lse_t;
-        double u = hy_rng_uniform(rng), acc = 0.0;
-        int pick = V - 1;
-        for (int i = 0; i < V; i++) {
-            acc += expf(logits[i] * inv_t - lse_tf);
-            if (u < acc) {
-                pick = i;
-                break;
-            }
-        }
-        out.token = pick;
-        out.logprob = (float)(logits[pick] * inv_t - lse_t);
-        out.model_logprob = (float)(logits[pick] - lse);
-        return out;
-    }
     scored *row = hy_malloc(sizeof(scored) * (size_t)V);
     for (int i = 0; i < V; i++) row[i] = (scored){logits[i] * inv_t, i};
     qsort(row, (size_t)V, sizeof *row, by_logit_desc);
@@ -103,7 +69,7 @@ hy_sample hy_sample_token(const float *logits, int V, const hy_sampling *s, hy_r
 // O(V·n) beats sorting the row.
 void hy_top_logprobs(const float *logits, int V, int n, int32_t *ids, float *logprobs) {
     if (n <= 0) return;
-    const double lse = log_sum_exp(logits, V, 1.0f);
+    const double lse = row_log_sum_exp(logits, V, 1.0f);
     int have = 0;
     for (int i = 0; i < V; i++) {
         if (have == n && !(logits[i] > logits[ids[n - 1]])) continue;

@@ -191,6 +191,66 @@ void test_elementwise(hy_rng *r) {
     }
 }
 
+// ---- sampling ----------------------------------------------------------------------------------
+
+// sample_rows_cuda against the host's sample_row on 100k-entry rows: greedy and tempered, each
+// row drawn several times (rows may repeat: forked samples share their parent's row). Tokens must
+// agree except where the host's cumulative probability at the boundary is within 1e-5 of u (the
+// two sum in different orders); logprobs within 1e-4 absolute (fp32 sums over 100k terms).
+void test_sampling(hy_rng *r) {
+    printf("sampling\n");
+    const int V = 100352, n_rows = 6, n = 24;
+    std::vector<float> logits = normal_vec(r, (size_t)n_rows * V, 2.5f);
+    for (int i = 0; i < V; i += 997) logits[i] += 8.0f;  // a few likely tokens, as real rows have
+    std::vector<int32_t> rows(n);
+    std::vector<float> temp(n);
+    std::vector<double> u(n);
+    const float temps[] = {0.0f, 0.7f, 1.0f, 1.3f};
+    for (int j = 0; j < n; j++) {
+        rows[j] = j % n_rows;
+        temp[j] = temps[j % 4];
+        u[j] = hy_rng_uniform(r);
+    }
+    u[5] = 0.0;          // the first token's interval
+    u[6] = 0.999999999;  // at the top of the distribution
+    auto dlog = up(logits);
+    auto drows = up(rows);
+    auto dtemp = up(temp);
+    auto du = up(u);
+    auto dtok = alloc<int32_t>(n);
+    auto dlp = alloc<float>(2 * (size_t)n);
+    sample_rows_cuda(dlog->p, drows->p, n, V, dtemp->p, du->p, dtok->p, dlp->p, dlp->p + n, 0);
+    sync();
+    std::vector<int32_t> tok(n);
+    std::vector<float> lp(2 * (size_t)n);
+    CUDA_CHECK(cudaMemcpy(tok.data(), dtok->p, sizeof(int32_t) * n, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(lp.data(), dlp->p, sizeof(float) * 2 * n, cudaMemcpyDeviceToHost));
+    int bad_tok = 0, near = 0;
+    double worst_lp = 0.0;
+    for (int j = 0; j < n; j++) {
+        const float *x = logits.data() + (size_t)rows[j] * V;
+        int32_t want;
+        float want_lp, want_mlp;
+        sample_row(x, V, temp[j], u[j], &want, &want_lp, &want_mlp);
+        if (tok[j] != want) {
+            // ambiguous only if u sits within rounding of the host's cumulative at the boundary
+            const double lse_t = row_log_sum_exp(x, V, 1.0f / temp[j]);
+            double acc = 0.0;
+            for (int i = 0; i <= std::min(want, tok[j]); i++) acc += exp((double)x[i] / temp[j] - lse_t);
+            if (temp[j] > 0.0f && fabs(acc - u[j]) < 1e-5)
+                near++;
+            else
+                bad_tok++;
+            continue;
+        }
+        worst_lp = std::max(worst_lp, (double)fabsf(lp[j] - want_lp));
+        worst_lp = std::max(worst_lp, (double)fabsf(lp[n + j] - want_mlp));
+    }
+    printf("  sample_rows: %d of %d draws as on the host (%d within rounding of u), logprobs within %.2g\n",
+           n - bad_tok - near, n, near, worst_lp);
+    tally(bad_tok != 0 || worst_lp > 1e-4);
+}
+
 // ---- embedding ---------------------------------------------------------------------------------
 
 void test_embedding(hy_rng *r) {
@@ -731,6 +791,7 @@ int main(int argc, char **argv) {
     hy_rng r;
     hy_rng_init(&r, 20261122);
     test_elementwise(&r);
+    test_sampling(&r);
     test_embedding(&r);
     test_rmsnorm(&r);
     test_gated_rmsnorm(&r);
