@@ -102,8 +102,84 @@ __global__ void matmul_rows_kernel(void *d, bool d_f32, const hy_bf16 *a, int ld
     }
 }
 
-static void matmul_fallback(void *d, bool d_f32, const hy_bf16 *a, bool ta, int lda, const hy_bf16 *b, bool tb,
-                            int ldb, int m, int n, int k, int ldd, float beta, cudaStream_t stream) {
+// And when A runs along m and B along n with few columns (n ≤ 32): a linear layer's weight
+// gradient dWᵀ = Xᵀ·dY for the narrow gate projections, k = the tokens of a step (thousands). Each
+// thread owns one row i of D and keeps all n of its sums in registers, so X is read once rather
+// than once per column; dY's rows are staged in shared memory. k is split across blocks for
+// parallelism, each split's partial sums go to the GEMM workspace and a second kernel adds them in
+// split order — deterministic, no atomics.
+constexpr int kColsMax = 32, kColRows = 256, kColTile = 64;
+
+__global__ void __launch_bounds__(kColRows) matmul_cols_partial_kernel(float *part, const hy_bf16 *a, int lda,
+                                                                      const hy_bf16 *b, int ldb, int m, int n, int k,
+                                                                      int k_per_split) {
+    __shared__ float bt[kColTile][kColsMax];
+    const int i = blockIdx.x * kColRows + threadIdx.x, split = blockIdx.y;
+    const int p_begin = split * k_per_split, p_end = min(k, p_begin + k_per_split);
+    float acc[kColsMax];
+#pragma unroll
+    for (int j = 0; j < kColsMax; j++) acc[j] = 0.0f;
+    for (int p0 = p_begin; p0 < p_end; p0 += kColTile) {
+        const int np = min(kColTile, p_end - p0);
+        __syncthreads();
+        for (int t = threadIdx.x; t < np * n; t += kColRows) bt[t / n][t % n] = __bfloat162float(b[(size_t)(p0 + t / n) * ldb + t % n]);
+        __syncthreads();
+        if (i >= m) continue;
+        for (int pp = 0; pp < np; pp++) {
+            const float av = __bfloat162float(a[(size_t)(p0 + pp) * lda + i]);
+#pragma unroll
+            for (int j = 0; j < kColsMax; j++)
+                if (j < n) acc[j] = fmaf(av, bt[pp][j], acc[j]);
+        }
+    }
+    if (i >= m) return;
+#pragma unroll
+    for (int j = 0; j < kColsMax; j++)
+        if (j < n) part[((size_t)split * n + j) * m + i] = acc[j];
+}
+
+__global__ void matmul_cols_reduce_kernel(void *d, bool d_f32, const float *part, int splits, int m, int n, int ldd,
+                                          float beta) {
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)m * n) return;
+    const int i = (int)(idx % m), j = (int)(idx / m);
+    float acc = 0.0f;
+    for (int s = 0; s < splits; s++) acc += part[((size_t)s * n + j) * m + i];
+    const size_t at = (size_t)j * ldd + i;
+    if (d_f32) {
+        float *D = (float *)d;
+        D[at] = beta != 0.0f ? acc + beta * D[at] : acc;
+    } else {
+        hy_bf16 *D = (hy_bf16 *)d;
+        D[at] = __float2bfloat16(beta != 0.0f ? acc + beta * __bfloat162float(D[at]) : acc);
+    }
+}
+
+// 1 when the column kernels took the product (the workspace holds the partial sums).
+static int matmul_cols(hy_gemm *g, void *d, bool d_f32, const hy_bf16 *a, int lda, const hy_bf16 *b, int ldb, int m,
+                       int n, int k, int ldd, float beta, cudaStream_t stream) {
+    if (n > kColsMax || !g->workspace) return 0;
+    const int blocks_x = (m + kColRows - 1) / kColRows;
+    int splits = (264 + blocks_x - 1) / blocks_x;  // ~2 waves of the GPU's SMs
+    if (splits > (k + kColTile - 1) / kColTile) splits = (k + kColTile - 1) / kColTile;
+    while (splits > 1 && (size_t)splits * n * m * sizeof(float) > g->workspace_bytes) splits /= 2;
+    if (splits < 1 || (size_t)splits * n * m * sizeof(float) > g->workspace_bytes) return 0;
+    const int k_per_split = ((k + splits - 1) / splits + kColTile - 1) / kColTile * kColTile;
+    splits = (k + k_per_split - 1) / k_per_split;
+    float *part = (float *)g->workspace;
+    matmul_cols_partial_kernel<<<dim3(blocks_x, splits), kColRows, 0, stream>>>(part, a, lda, b, ldb, m, n, k,
+                                                                                k_per_split);
+    CUDA_CHECK_LAUNCH();
+    const long outs = (long)m * n;
+    matmul_cols_reduce_kernel<<<(unsigned)((outs + 255) / 256), 256, 0, stream>>>(d, d_f32, part, splits, m, n, ldd,
+                                                                                   beta);
+    CUDA_CHECK_LAUNCH();
+    return 1;
+}
+
+static void matmul_fallback(hy_gemm *g, void *d, bool d_f32, const hy_bf16 *a, bool ta, int lda, const hy_bf16 *b,
+                            bool tb, int ldb, int m, int n, int k, int ldd, float beta, cudaStream_t stream) {
+    if (!ta && tb && k > 256 && matmul_cols(g, d, d_f32, a, lda, b, ldb, m, n, k, ldd, beta, stream)) return;
     if (ta && !tb) {
         const long warps = (long)m * n;
         const unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
@@ -127,7 +203,7 @@ static void matmul(hy_gemm *g, void *d, bool d_f32, const hy_bf16 *a, bool ta, i
                    int ldb, int m, int n, int k, int ldd, float beta, cudaStream_t stream) {
     if (m == 0 || n == 0) return;
     if (!aligned16(a, lda, 2) || !aligned16(b, ldb, 2) || !aligned16(d, ldd, d_f32 ? 4 : 2)) {
-        matmul_fallback(d, d_f32, a, ta, lda, b, tb, ldb, m, n, k, ldd, beta, stream);
+        matmul_fallback(g, d, d_f32, a, ta, lda, b, tb, ldb, m, n, k, ldd, beta, stream);
         return;
     }
     const float alpha = 1.0f;

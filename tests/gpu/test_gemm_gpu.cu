@@ -46,9 +46,11 @@ int main() {
     hy_gemm *g = hy_gemm_new(32u << 20);
     int fail = 0;
     // includes unaligned widths (30, 4, 12 outputs: the narrow GDN projections) that take the
-    // small-GEMM path
+    // fallback kernels: the warp-per-output forward, and for many tokens (700, 1000) the column
+    // kernel of the weight gradient
     const int shapes[][3] = {{1, 64, 64},  {70, 48, 96}, {203, 48, 192}, {257, 96, 136},
-                             {64, 3840, 256}, {70, 48, 4}, {33, 3840, 30}, {19, 12, 20}, {64, 4096, 30}, {5, 100, 30}};
+                             {64, 3840, 256}, {70, 48, 4}, {33, 3840, 30}, {19, 12, 20}, {64, 4096, 30}, {5, 100, 30},
+                             {700, 4096, 30}, {1000, 100, 12}};
     for (auto &s : shapes) fail |= run(g, s[0], s[1], s[2]);
     hy_gemm_destroy(g);
     printf("%s\n", fail ? "gemm: FAIL" : "gemm: all ok");
