@@ -41,6 +41,10 @@ static const arg_spec specs[] = {
     {"max-len", ARG_INT, NULL, "tokens per sequence at most (default: longest prompt + max tokens)", 1, 1e7},
     {"block-size", ARG_INT, "16", "tokens per KV block", 1, 4096},
     {"chunk", ARG_INT, "256", "prefill tokens of one sequence per step", 1, 1e6},
+    {"snapshot-memory", ARG_STR, "0",
+     "host memory for prefix snapshots (e.g. 1GiB): a prompt that starts with an earlier prompt loads that "
+     "prompt's state instead of prefilling it again; 0 = off",
+     0, 0},
     {"json", ARG_FLAG, NULL, "single mode: print JSON (tokens, logprobs, text, finish reason)", 0, 0},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
     {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
@@ -149,6 +153,10 @@ static int engine_for(const hy_model *m, const arg_values *a, const hy_tokenizer
     c.block_size = (int)arg_int(a, "block-size");
     c.prefill_chunk = (int)arg_int(a, "chunk");
     c.step_tokens = c.prefill_chunk > 1024 ? c.prefill_chunk : 1024;
+    double fraction = 0.0;
+    const char *snap = arg_str(a, "snapshot-memory");
+    if (strcmp(snap, "0") && (cli_parse_memory(snap, &c.snapshot_bytes, &fraction) || fraction > 0.0))
+        return hy_fail("--snapshot-memory '%s': expected bytes, e.g. 1GiB or 512MiB (0 = off)", snap);
     c.tok = tok;
     c.verbose = verbose;
     return hy_engine_new(e, m, &c);
@@ -337,9 +345,12 @@ static void progress(const hy_engine *e, long done, long total, long tokens, dou
     hy_engine_stats st;
     hy_engine_stats_get(e, &st);
     char used[32], pool[32];
-    fprintf(stderr, "\rhybrid generate: %ld/%ld sequences done, %.1f tok/s, memory %s of %s in use%s", done, total,
+    char snaps[96] = "";
+    if (st.snapshot_hits || st.snapshot_bytes_in_use)
+        snprintf(snaps, sizeof snaps, ", %lld prefix snapshot hit(s)", (long long)st.snapshot_hits);
+    fprintf(stderr, "\rhybrid generate: %ld/%ld sequences done, %.1f tok/s, memory %s of %s in use%s%s", done, total,
             dt > 0 ? tokens / dt : 0.0, hy_bytes_text(st.bytes_in_use, used, sizeof used),
-            hy_bytes_text(st.pool_bytes, pool, sizeof pool), final ? "\n" : "");
+            hy_bytes_text(st.pool_bytes, pool, sizeof pool), snaps, final ? "\n" : "");
 }
 
 static int generate_batch(const hy_model *m, const hy_tokenizer *tok, const arg_values *a) {

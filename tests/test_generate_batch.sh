@@ -45,6 +45,19 @@ run_ok "per-line overrides" "$hybrid" generate --model "$work/m" --prompts "$wor
   && sed -n 1p "$work/over_out.jsonl" | grep -q '"tokens":\[[0-9]*,[0-9]*,[0-9]*\]' && pass "n and max_tokens per line" || { fail "overrides"; cat "$work/over_out.jsonl"; }
 grep -q '"top_logprobs":\[\[{"id":[0-9]*,"logprob":' "$work/over_out.jsonl" && pass "top alternatives (--logprobs)" || fail "no top_logprobs"
 
+echo "prefix snapshots (--snapshot-memory)"
+p20='1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20'
+printf '{"tokens":[%s]}\n{"tokens":[%s,21,22,23]}\n{"tokens":[%s]}\n' "$p20" "$p20" "$p20" >"$work/snap.jsonl"
+gen_snap=("$hybrid" generate --model "$work/m" --prompts "$work/snap.jsonl" --max-tokens 5 --temperature 0 --ignore-eos --max-seqs 1 --memory 64MiB)
+run_ok "without snapshots" "${gen_snap[@]}" --out "$work/snap0.jsonl"
+run_ok "with snapshots" "${gen_snap[@]}" --out "$work/snap1.jsonl" --snapshot-memory 16MiB
+grep -q "2 prefix snapshot hit(s)" "$work/err" && pass "a longer prompt and a repeated one both start from a snapshot" || { fail "snapshot hits"; cat "$work/err"; }
+[ "$(sed -n 1p "$work/snap0.jsonl")" = "$(sed -n 1p "$work/snap1.jsonl")" ] && [ "$(sed -n 3p "$work/snap0.jsonl")" = "$(sed -n 3p "$work/snap1.jsonl")" ] \
+  && pass "a whole-prompt hit gives the same bits" || fail "whole-prompt hit changed the result"
+[ "$(sed -n 2p "$work/snap0.jsonl" | sed 's/"logprobs.*//')" = "$(sed -n 2p "$work/snap1.jsonl" | sed 's/"logprobs.*//')" ] \
+  && pass "a prefix hit gives the same greedy tokens" || fail "prefix hit changed the tokens"
+expect_msg --status 1 "--snapshot-memory as a fraction is refused" "snapshot-memory '0.5'" -- "${gen_snap[@]}" --out "$work/x.jsonl" --snapshot-memory 0.5
+
 echo "text, messages and stop strings"
 printf '{"text":"Hello"}\n{"messages":[{"role":"user","content":"hi"}]}\n' >"$work/text.jsonl"
 run_ok "text and messages prompts" "$hybrid" generate --model "$work/md" --prompts "$work/text.jsonl" --out "$work/text_out.jsonl" --max-tokens 4 --temperature 0 --ignore-eos
