@@ -460,9 +460,7 @@ int hy_dp_broadcast_host(hy_dp *dp, void *bytes, size_t n) {
 // each chunk in rank order and returns to each rank only the part of the chunk inside its shard.
 typedef struct {
     float *acc;
-    const float *own;
     size_t n, off, shard;  // this chunk: floats, arena offset; shard size
-    int world;
 } chunk_ctx;
 
 static void sum_chunk(void *ctx, int from, const void *data) {
@@ -501,7 +499,7 @@ int hy_dp_reduce_scatter(hy_dp *dp, float *buf, size_t shard) {
     for (size_t off = 0; off < total; off += CHUNK_FLOATS) {
         const size_t n = total - off < CHUNK_FLOATS ? total - off : CHUNK_FLOATS;
         be->f32_to_host(be, dp->host, buf + off, n);
-        chunk_ctx c = {dp->acc, dp->host, n, off, shard, dp->world};
+        chunk_ctx c = {dp->acc, n, off, shard};
         size_t lo, hi;
         shard_part(&c, dp->rank, &lo, &hi);
         const round_fns f = {sum_chunk, scatter_reply, &c};
@@ -535,7 +533,7 @@ int hy_dp_all_gather(hy_dp *dp, float *buf, size_t shard) {
     if (dp->nccl) return dp->nccl_ops->all_gather(dp->nccl, buf, shard, dp->rank);
     for (size_t off = 0; off < total; off += CHUNK_FLOATS) {
         const size_t n = total - off < CHUNK_FLOATS ? total - off : CHUNK_FLOATS;
-        chunk_ctx c = {dp->acc, NULL, n, off, shard, dp->world};
+        chunk_ctx c = {dp->acc, n, off, shard};
         size_t lo, hi;
         shard_part(&c, dp->rank, &lo, &hi);
         // each rank's part sits at its place in a chunk-sized frame (the rest is not read): one frame

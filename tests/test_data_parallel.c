@@ -109,6 +109,16 @@ static void same_run(const char *name, const char *out_a, const char *dir_a, con
     printf("  %s: %d steps, losses within %.2g, weights within %.2g of the update\n", name, na, worst, d);
 }
 
+// same_run for the runs whose stdout is TMP/TAG.out and checkpoint TMP/TAG.
+static void same_run_tags(const char *name, const char *tag_a, const char *tag_b, double tol) {
+    char out_a[4200], dir_a[4200], out_b[4200], dir_b[4200];
+    snprintf(out_a, sizeof out_a, "%s/%s.out", tmp, tag_a);
+    snprintf(dir_a, sizeof dir_a, "%s/%s", tmp, tag_a);
+    snprintf(out_b, sizeof out_b, "%s/%s.out", tmp, tag_b);
+    snprintf(dir_b, sizeof dir_b, "%s/%s", tmp, tag_b);
+    same_run(name, out_a, dir_a, out_b, dir_b, tol);
+}
+
 static int same_file(const char *a, const char *b) { return sh("cmp -s %s %s", a, b) == 0; }
 
 // The PIDs of the children of pid (its ranks), from /proc.
@@ -172,15 +182,10 @@ int main(void) {
     if (three)
         CHECK(!sh("./hybrid learn --nproc 3 -- %s --out %s/s3 > %s/s3.out 2> %s/s3.err", base, tmp, tmp, tmp),
               "learn --nproc 3 failed");
-    char o1[4200], o2[4200], d1[4200], d2[4200];
-    snprintf(o1, sizeof o1, "%s/s1.out", tmp);
+    char d1[4200], d2[4200];
     snprintf(d1, sizeof d1, "%s/s1", tmp);
-    snprintf(o2, sizeof o2, "%s/s2.out", tmp);
-    snprintf(d2, sizeof d2, "%s/s2", tmp);
-    same_run("sft 2 ranks == 1", o1, d1, o2, d2, TOL);
-    snprintf(o2, sizeof o2, "%s/s3.out", tmp);
-    snprintf(d2, sizeof d2, "%s/s3", tmp);
-    if (three) same_run("sft 3 ranks == 1", o1, d1, o2, d2, TOL);
+    same_run_tags("sft 2 ranks == 1", "s1", "s2", TOL);
+    if (three) same_run_tags("sft 3 ranks == 1", "s1", "s3", TOL);
     snprintf(path, sizeof path, "%s/s2.err", tmp);
     CHECK(file_has(path, "2 data-parallel ranks joined"), "rank 0 does not say the ranks joined");
     snprintf(path, sizeof path, "%s/s2/optimizer-00001-of-00002.bin", tmp);
@@ -232,11 +237,7 @@ int main(void) {
     CHECK(!sh("./hybrid %s --out %s/p1 > %s/p1.out 2> %s/p1.err", base, tmp, tmp, tmp), "dpo alone failed");
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --out %s/p2 > %s/p2.out 2> %s/p2.err", base, tmp, tmp, tmp),
           "dpo on 2 ranks failed");
-    snprintf(o1, sizeof o1, "%s/p1.out", tmp);
-    snprintf(d1, sizeof d1, "%s/p1", tmp);
-    snprintf(o2, sizeof o2, "%s/p2.out", tmp);
-    snprintf(d2, sizeof d2, "%s/p2", tmp);
-    same_run("dpo 2 ranks == 1", o1, d1, o2, d2, TOL);
+    same_run_tags("dpo 2 ranks == 1", "p1", "p2", TOL);
     snprintf(path, sizeof path, "%s/p2.out", tmp);
     CHECK(file_has(path, "\"pairs\": 6"), "dpo metrics on 2 ranks do not count all 6 pairs of a step");
     const char *rl = "rl --model %s/m --data %s/r.jsonl --device %s --steps 3 --batch-size 4 "
@@ -245,11 +246,7 @@ int main(void) {
     CHECK(!sh("./hybrid %s --out %s/r1 > %s/r1.out 2> %s/r1.err", base, tmp, tmp, tmp), "rl alone failed");
     CHECK(!sh("./hybrid learn --nproc 2 -- %s --out %s/r2 > %s/r2.out 2> %s/r2.err", base, tmp, tmp, tmp),
           "rl on 2 ranks failed");
-    snprintf(o1, sizeof o1, "%s/r1.out", tmp);
-    snprintf(d1, sizeof d1, "%s/r1", tmp);
-    snprintf(o2, sizeof o2, "%s/r2.out", tmp);
-    snprintf(d2, sizeof d2, "%s/r2", tmp);
-    same_run("rl 2 ranks == 1", o1, d1, o2, d2, TOL);
+    same_run_tags("rl 2 ranks == 1", "r1", "r2", TOL);
 
     printf("ranks started by a cluster launcher (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)\n");
     char cwd[4096];
@@ -258,14 +255,10 @@ int main(void) {
     const int port = 20000 + (int)(getpid() % 20000);
     CHECK(!sh("cd %s && (WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=%d %s/hybrid %s --out %s/t "
               "> t1.out 2> t1.err &) && WORLD_SIZE=2 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=%d "
-              "%s/hybrid %s --out %s/t > t0.out 2> t0.err",
+              "%s/hybrid %s --out %s/t > t.out 2> t0.err",
               tmp, port, cwd, base, tmp, port, cwd, base, tmp),
           "two ranks over tcp://127.0.0.1:%d failed (see %s/t0.err)", port, tmp);
-    snprintf(o1, sizeof o1, "%s/s2.out", tmp);
-    snprintf(d1, sizeof d1, "%s/s2", tmp);
-    snprintf(o2, sizeof o2, "%s/t0.out", tmp);
-    snprintf(d2, sizeof d2, "%s/t", tmp);
-    same_run("ranks from the environment == hybrid learn", o1, d1, o2, d2, TOL);
+    same_run_tags("ranks from the environment == hybrid learn", "s2", "t", TOL);
 
     printf("ranks that do not belong together\n");
     snprintf(base, sizeof base, sft, tmp, tmp, dev);

@@ -47,6 +47,17 @@ extern "C" void hy_gemm_destroy(hy_gemm *g) {
     free(g);
 }
 
+// D[at] = acc (+ β·D[at]) in D's type: the epilogue every fallback kernel ends with.
+__device__ __forceinline__ void store_d(void *d, bool d_f32, size_t at, float acc, float beta) {
+    if (d_f32) {
+        float *D = (float *)d;
+        D[at] = beta != 0.0f ? acc + beta * D[at] : acc;
+    } else {
+        hy_bf16 *D = (hy_bf16 *)d;
+        D[at] = __float2bfloat16(beta != 0.0f ? acc + beta * __bfloat162float(D[at]) : acc);
+    }
+}
+
 // cuBLASLt needs 16-byte aligned pointers and leading dimensions; the model has a few narrow
 // projections that are not (a_proj / b_proj with H_v outputs, tiny test configs). Those go to
 // this plain kernel: one thread per output element, fp32 accumulation, the same β semantics.
@@ -60,14 +71,7 @@ __global__ void matmul_small_kernel(void *d, bool d_f32, const hy_bf16 *a, bool 
         float bv = __bfloat162float(tb ? b[(size_t)p * ldb + j] : b[(size_t)j * ldb + p]);
         acc = fmaf(av, bv, acc);
     }
-    const size_t at = (size_t)j * ldd + i;
-    if (d_f32) {
-        float *D = (float *)d;
-        D[at] = beta != 0.0f ? acc + beta * D[at] : acc;
-    } else {
-        hy_bf16 *D = (hy_bf16 *)d;
-        D[at] = __float2bfloat16(beta != 0.0f ? acc + beta * __bfloat162float(D[at]) : acc);
-    }
+    store_d(d, d_f32, (size_t)j * ldd + i, acc, beta);
 }
 
 // The same fallback when both operands run along k (a linear layer's forward: weight rows and
@@ -92,14 +96,7 @@ __global__ void matmul_rows_kernel(void *d, bool d_f32, const hy_bf16 *a, int ld
     }
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     if (lane) return;
-    const size_t at = (size_t)j * ldd + i;
-    if (d_f32) {
-        float *D = (float *)d;
-        D[at] = beta != 0.0f ? acc + beta * D[at] : acc;
-    } else {
-        hy_bf16 *D = (hy_bf16 *)d;
-        D[at] = __float2bfloat16(beta != 0.0f ? acc + beta * __bfloat162float(D[at]) : acc);
-    }
+    store_d(d, d_f32, (size_t)j * ldd + i, acc, beta);
 }
 
 // And when A runs along m and B along n with few columns (n ≤ 32): a linear layer's weight
@@ -145,14 +142,7 @@ __global__ void matmul_cols_reduce_kernel(void *d, bool d_f32, const float *part
     const int i = (int)(idx % m), j = (int)(idx / m);
     float acc = 0.0f;
     for (int s = 0; s < splits; s++) acc += part[((size_t)s * n + j) * m + i];
-    const size_t at = (size_t)j * ldd + i;
-    if (d_f32) {
-        float *D = (float *)d;
-        D[at] = beta != 0.0f ? acc + beta * D[at] : acc;
-    } else {
-        hy_bf16 *D = (hy_bf16 *)d;
-        D[at] = __float2bfloat16(beta != 0.0f ? acc + beta * __bfloat162float(D[at]) : acc);
-    }
+    store_d(d, d_f32, (size_t)j * ldd + i, acc, beta);
 }
 
 // 1 when the column kernels took the product (the workspace holds the partial sums).
