@@ -86,14 +86,28 @@ static void describe_status(int status, char *buf, size_t n) {
         snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
 }
 
-// Waits for every rank; after the first failure (or a signal to the launcher) stops the rest:
-// SIGTERM, then SIGKILL after 10 s. Returns the job's exit status.
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// The rank that caused a failure: after the first one, the others are watched a moment longer,
+// because a rank that dies takes its peers' next collective down with it and one of those may be
+// reaped first; a rank killed by a signal is the cause over one that exited with an error.
+static void note_failure(const rank_proc *ps, int i, int *cause) {
+    if (*cause < 0 || (WIFSIGNALED(ps[i].status) && !WIFSIGNALED(ps[*cause].status))) *cause = i;
+}
+
+// Waits for every rank; after a failure (or a signal to the launcher) stops the rest: SIGTERM,
+// then SIGKILL after 10 s. Returns the job's exit status.
 static int watch(rank_proc *ps, int n) {
-    int running = n, first_bad = -1, exit_status = 0;
-    double stop_at = 0;
-    while (running > 0) {
+    const double grace_s = 1.0;
+    int running = n, cause = -1, exit_status = 0;
+    double failed_at = 0, stop_at = 0;
+    while (running > 0 || (cause >= 0 && stop_at == 0)) {
         int status;
-        const pid_t pid = waitpid(-1, &status, WNOHANG);
+        const pid_t pid = running > 0 ? waitpid(-1, &status, WNOHANG) : 0;
         if (pid > 0) {
             for (int i = 0; i < n; i++)
                 if (ps[i].pid == pid && !ps[i].done) {
@@ -101,27 +115,33 @@ static int watch(rank_proc *ps, int n) {
                     ps[i].status = status;
                     running--;
                     const int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-                    if (!ok && first_bad < 0 && !g_stop) {
-                        first_bad = i;
-                        char what[128];
-                        describe_status(status, what, sizeof what);
-                        fprintf(stderr, "hybrid learn: rank %d %s; stopping the other ranks\n", ps[i].rank, what);
-                        exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                    if (!ok && !g_stop && stop_at == 0) {
+                        note_failure(ps, i, &cause);
+                        if (failed_at == 0) failed_at = now_s();
                     }
                 }
             continue;
         }
-        if ((first_bad >= 0 || g_stop) && stop_at == 0) {
-            if (g_stop) fprintf(stderr, "hybrid learn: signal %d: stopping the ranks\n", (int)g_stop);
+        const int announce = cause >= 0 && stop_at == 0 && (running == 0 || now_s() - failed_at >= grace_s);
+        if ((announce || g_stop) && stop_at == 0) {
+            if (cause >= 0) {
+                char what[128];
+                describe_status(ps[cause].status, what, sizeof what);
+                fprintf(stderr, "hybrid learn: rank %d %s; stopping the other ranks\n", ps[cause].rank, what);
+                exit_status = WIFEXITED(ps[cause].status) ? WEXITSTATUS(ps[cause].status)
+                                                          : 128 + WTERMSIG(ps[cause].status);
+            } else {
+                fprintf(stderr, "hybrid learn: signal %d: stopping the ranks\n", (int)g_stop);
+                exit_status = 128 + (int)g_stop;
+            }
             for (int i = 0; i < n; i++)
                 if (!ps[i].done) kill(ps[i].pid, SIGTERM);
-            stop_at = (double)time(NULL) + 10;
-            if (!exit_status) exit_status = 128 + (int)g_stop;
-        } else if (stop_at > 0 && (double)time(NULL) > stop_at) {
+            stop_at = now_s() + 10;
+        } else if (stop_at > 0 && now_s() > stop_at) {
             for (int i = 0; i < n; i++)
                 if (!ps[i].done) kill(ps[i].pid, SIGKILL);
         }
-        usleep(20000);
+        if (running > 0) usleep(20000);
     }
     return exit_status;
 }
