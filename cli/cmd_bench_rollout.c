@@ -34,11 +34,12 @@ static const arg_spec specs[] = {
                               "(default: all but 6 GiB on a GPU, 512 MiB on the CPU)", 0, 0},
     {"chunk", ARG_INT, NULL, "prefill tokens of one sequence per step (default 2048 on a GPU, 256 on the CPU)", 16, 1e6},
     {"seed", ARG_INT, "0", "seed of the random weights, prompts and sampling", 0, 0},
+    {"cuda-graphs", ARG_INT, "1", "replay decode steps as CUDA graphs, one per batch size (0: launch each kernel)", 0, 1},
 };
 static const arg_command command = {
     "bench rollout",
     "bench rollout [--workload serving|grpo|agentic|agreement|all] [--scale F] [--count-scale F] "
-    "[--preset NAME | --model DIR] [--device cpu|cuda|auto] [--memory 40GiB] [--chunk N]",
+    "[--preset NAME | --model DIR] [--device cpu|cuda|auto] [--memory 40GiB] [--chunk N] [--cuda-graphs 0|1]",
     "Runs the rollout engine on three workloads and prints, per row, the measurement next to a ceiling\n"
     "derived from bytes and FLOPs over the copy and GEMM rates measured in the same run:\n"
     "  serving   512 prompts of 8192 random tokens, 1024 out (eos ignored), greedy, 32 in flight: output\n"
@@ -126,7 +127,7 @@ static int bench(const arg_values *a) {
         hy_bench_rollout_opts o = {
             arg_str(a, "workload"), arg_float(a, "scale"), arg_float(a, "count-scale"), (uint64_t)arg_int(a, "seed"),
             budget, arg_given(a, "chunk") ? (int)arg_int(a, "chunk") : gpu ? 2048 : 256, model_text, dev,
-            gpu && !dir && !strcmp(name, "olmo-hybrid-7b"), 1};
+            gpu && !dir && !strcmp(name, "olmo-hybrid-7b"), 1, (int)arg_int(a, "cuda-graphs")};
         rc = hy_bench_rollout_run(&m, &o);
     }
     hy_model_free(&m);

@@ -45,6 +45,7 @@ static const arg_spec specs[] = {
      "host memory for prefix snapshots (e.g. 1GiB): a prompt that starts with an earlier prompt loads that "
      "prompt's state instead of prefilling it again; 0 = off",
      0, 0},
+    {"cuda-graphs", ARG_INT, "1", "replay decode steps as CUDA graphs, one per batch size (0: launch each kernel)", 0, 1},
     {"json", ARG_FLAG, NULL, "single mode: print JSON (tokens, logprobs, text, finish reason)", 0, 0},
     {"tokenizer", ARG_STR, NULL, "tokenizer.json (default: the model directory's)", 0, 0},
     {"device", ARG_STR, "auto", "cpu, cuda, or auto (CUDA when a GPU is present)", 0, 0},
@@ -159,6 +160,7 @@ static int engine_for(const hy_model *m, const arg_values *a, const hy_tokenizer
         return hy_fail("--snapshot-memory '%s': expected bytes, e.g. 1GiB or 512MiB (0 = off)", snap);
     c.tok = tok;
     c.verbose = verbose;
+    c.cuda_graphs = (int)arg_int(a, "cuda-graphs");
     return hy_engine_new(e, m, &c);
 }
 

@@ -143,11 +143,16 @@ void attention_cached_cuda(hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_cache,
                            int B, int max_tq, int max_len, int H, int H_kv, int D, float scale, cudaStream_t stream);
 
 // ---- paged KV cache (rollout engine; layout in ops_cpu.h, paged_attn_shape) ----------------------
-// s: host struct whose block_table, q_start, q_len and lens are DEVICE pointers. max_tq and
-// max_len (host) bound q_len and lens (they size the grid). q, o (Tq, H, D) bf16; pools
-// (n_blocks, block_size, H_kv, D) bf16. Any D ≤ 256 that is a multiple of 8. o =.
+// s: host struct whose block_table, q_start, q_len and lens are DEVICE pointers. max_tq (host)
+// bounds q_len; nothing depends on the values of lens or q_len on the host, so the launch can be
+// replayed in a CUDA graph while they change. max_tq == 1 (decode) takes the split-key path, which
+// needs a workspace of attention_paged_workspace_bytes (a function of the shape and max_tq on
+// this device; 0 when none, then workspace may be NULL) and 16-byte aligned q, pools and
+// workspace. q, o (Tq, H, D) bf16; pools (n_blocks, block_size, H_kv, D) bf16. Any D ≤ 256 that is
+// a multiple of 8. o =.
+size_t attention_paged_workspace_bytes(const paged_attn_shape *s, int max_tq);
 void attention_paged_cuda(const paged_attn_shape *s, hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_pool,
-                          const hy_bf16 *v_pool, int max_tq, int max_len, cudaStream_t stream);
+                          const hy_bf16 *v_pool, int max_tq, void *workspace, cudaStream_t stream);
 // pool row rows[t] (device) = kv row t, for T rows of width elements.
 void kv_paged_write_cuda(hy_bf16 *pool, const hy_bf16 *kv, const int32_t *rows, int T, int width,
                          cudaStream_t stream);

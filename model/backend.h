@@ -26,6 +26,8 @@ typedef enum { HY_DEVICE_CPU = 0, HY_DEVICE_CUDA = 1 } hy_device;
 
 typedef struct hy_backend hy_backend;
 
+enum { HY_REPLAY_EAGER = 0, HY_REPLAY_CAPTURED = 1, HY_REPLAY_REPLAYED = 2 };
+
 // act: an activation buffer (fp32 on CPU, bf16 on CUDA); f32: always fp32; i32: int32.
 typedef void hy_act;
 
@@ -62,6 +64,23 @@ struct hy_backend {
     void (*memory_info)(hy_backend *be, size_t *free_bytes, size_t *total_bytes);
     void (*synchronize)(hy_backend *be);
     void (*destroy)(hy_backend *be);
+
+    // ---- replayed steps (CUDA graphs) ----
+    // A step whose device work depends on the host only through the data it uploads (i32_upload,
+    // sample_rows' inputs) and whose shapes repeat — the rollout engine's decode step, keyed by its
+    // batch size — can be bracketed by replay_begin(key) ... replay_end. The CUDA backend runs the
+    // first bracket with a key eagerly (it sizes the step's pinned staging), captures the second
+    // into a CUDA graph and launches it, and for later ones re-runs the host code with every launch
+    // skipped (uploads land in the graph's staging at the same places) and launches the graph. So
+    // host results inside a bracket (sample_rows' outputs) are valid only after replay_end. Nothing
+    // else may reach the host inside a bracket. The CPU backend runs brackets eagerly.
+    void (*replay_begin)(hy_backend *be, uint64_t key);
+    // ok = 0: the bracketed work failed before launching anything (nothing is kept). Returns
+    // HY_REPLAY_EAGER / _CAPTURED / _REPLAYED, or −1 with a message (a replay that diverged from
+    // its capture: an internal error; the graph is dropped).
+    int (*replay_end)(hy_backend *be, int ok);
+    // forget every graph (the buffers they were captured on are about to be freed or moved)
+    void (*replay_reset)(hy_backend *be);
 
     // ---- elementwise ----
     void (*add)(hy_backend *be, hy_act *y, const hy_act *a, const hy_act *b, size_t n);  // y = a + b

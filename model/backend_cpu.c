@@ -237,12 +237,19 @@ static void to_mm(hy_backend *be, void *mm, const float *p, size_t n) {}
 static void f32_to_host(hy_backend *be, float *h, const float *s, size_t n) { memcpy(h, s, n * sizeof(float)); }
 static void f32_from_host(hy_backend *be, float *d, const float *h, size_t n) { memcpy(d, h, n * sizeof(float)); }
 
+// Nothing to replay on the CPU: a bracketed step simply runs.
+static void replay_begin(hy_backend *be, uint64_t key) {}
+static int replay_end(hy_backend *be, int ok) { return HY_REPLAY_EAGER; }
+static void replay_reset(hy_backend *be) {}
+
+#define AS_IS(f) f
+
 hy_backend *hy_backend_cpu_new(void) {
     cpu_backend *c = hy_calloc(1, sizeof *c);
     hy_backend *b = &c->base;
     b->device = HY_DEVICE_CPU;
     b->name = "cpu";
     b->act_bytes = sizeof(float);
-    HY_BACKEND_BIND_ENTRIES(b);
+    HY_BACKEND_BIND_ENTRIES(b, AS_IS);
     return b;
 }

@@ -5,6 +5,15 @@
 // rewinds, and the same sequence of requests lands in the same blocks on the next step, so after
 // the first step nothing is allocated (sizes are learned once, never grown in steady state).
 // Host <-> device copies synchronise the stream; everything else is asynchronous.
+//
+// Replayed steps (backend.h, replay_begin): a decode step launches ~1,500 small kernels, and
+// launching them one by one costs more host time than the GPU spends on them. A bracketed step
+// with a key seen before is captured once into a CUDA graph; afterwards its host code re-runs with
+// every launch skipped (mode FILL) — only the uploads happen, into the graph's pinned staging at
+// the offsets the captured copies read — and the graph is launched. Because the arena hands out
+// the same addresses for the same sequence of requests from the same mark, the captured pointers
+// stay right; each replay checks that (the same uploads of the same sizes, the same arena end),
+// so a step whose host code took another path fails loudly instead of running stale work.
 #include <string.h>
 
 #include <vector>
@@ -26,6 +35,36 @@ struct block {
     size_t size;
 };
 
+// What a bracketed step does with its work (replay_begin picks one).
+enum replay_mode {
+    EAGER,    // no bracket, or one that runs as usual
+    MEASURE,  // first bracket with its key: runs as usual, counts the staging it would need
+    CAPTURE,  // second: captured into a graph (nothing runs until replay_end launches it)
+    FILL,     // later: host code re-runs, launches skipped, uploads go to the graph's staging
+};
+
+// A result the host receives at replay_end: bytes at staging offset `at` go to `host`.
+struct download {
+    void *host;
+    size_t at, bytes;
+};
+
+struct step_graph {
+    uint64_t key;
+    cudaGraphExec_t exec;
+    char *stage;  // pinned: the captured copies read (uploads) and write (downloads) here
+    size_t stage_bytes;
+    std::vector<size_t> uploads;       // bytes of each upload, in order (checked on every fill)
+    size_t n_launches;                 // launching entries the capture went through
+    std::vector<download> downloads;   // filled anew by each run
+    size_t arena_begin, arena_end;     // arena marks at replay_begin and replay_end
+    uint64_t last_used;
+};
+
+constexpr size_t kStageAlign = 16;
+constexpr size_t kMaxGraphs = 64;                 // per backend: least recently used go first
+constexpr size_t kMaxStageBytes = (size_t)1 << 30;  // pinned staging over all graphs
+
 struct cuda_backend {
     hy_backend base;  // first: the table pointer is the backend pointer
     cudaStream_t stream;
@@ -33,9 +72,27 @@ struct cuda_backend {
     std::vector<block> blocks;
     size_t cur_block, cur_offset;  // arena position
     double *sumsq;                 // device scalar for grad_sumsq
+
+    replay_mode mode;
+    uint64_t key, clock;
+    step_graph *cur;           // the graph being captured or filled
+    size_t stage_at;           // staging taken so far in this bracket
+    size_t n_uploads;          // uploads made so far in this bracket (FILL: index into cur->uploads)
+    size_t n_launches;         // entries that queued (or, filling, would have queued) device work
+    const char *diverged;      // why this bracket cannot be replayed (NULL: fine)
+    std::vector<step_graph *> graphs;
+    std::vector<std::pair<uint64_t, size_t>> measured;  // key → staging bytes its eager run needed
 };
 
 cuda_backend *cb(hy_backend *be) { return reinterpret_cast<cuda_backend *>(be); }
+// Every entry that queues device work asks this first: a fill must make exactly the launches its
+// capture made (a copy-on-write copy the capture did not have would otherwise be lost silently).
+bool launch_now(hy_backend *be) {
+    cuda_backend *c = cb(be);
+    c->n_launches++;
+    return c->mode != FILL;
+}
+bool bracketed_graph(hy_backend *be) { return cb(be)->mode == CAPTURE || cb(be)->mode == FILL; }
 
 // Arena position encoded as one number for mark/release.
 size_t encode(size_t blk, size_t off) { return (blk << 40) | off; }
@@ -49,13 +106,15 @@ void *arena_alloc(hy_backend *be, size_t bytes) {
         if (c->cur_offset + bytes <= b.size) {
             void *p = b.base + c->cur_offset;
             c->cur_offset += bytes;
-            CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
+            if (c->mode != FILL) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
             return p;
         }
         c->cur_block++;
         c->cur_offset = 0;
     }
-    // first time this much is needed: grow by a block at least twice the last one
+    // first time this much is needed: grow by a block at least twice the last one (never while
+    // filling: the capture already needed this block)
+    if (c->mode == FILL) c->diverged = "the arena grew";
     size_t size = c->blocks.empty() ? kMinBlock : 2 * c->blocks.back().size;
     if (size < bytes) size = bytes;
     block b;
@@ -70,9 +129,64 @@ void *arena_alloc(hy_backend *be, size_t bytes) {
 
 hy_act *act_alloc(hy_backend *be, size_t n) { return arena_alloc(be, n * sizeof(hy_bf16)); }
 float *f32_alloc(hy_backend *be, size_t n) { return (float *)arena_alloc(be, n * sizeof(float)); }
+// Staging for one transfer of a bracketed step: NULL outside CAPTURE / FILL (MEASURE only counts).
+char *stage_take(cuda_backend *c, size_t bytes) {
+    const size_t at = c->stage_at;
+    c->stage_at += (bytes + kStageAlign - 1) / kStageAlign * kStageAlign;
+    if (c->mode != CAPTURE && c->mode != FILL) return NULL;
+    if (c->stage_at > c->cur->stage_bytes) {
+        c->diverged = "more staging than its first run needed";
+        return NULL;
+    }
+    return c->cur->stage + at;
+}
+
+// host → device: directly when eager, through the step graph's staging when captured or filled.
+void upload(hy_backend *be, void *dev, const void *host, size_t bytes) {
+    cuda_backend *c = cb(be);
+    if (c->mode == EAGER || c->mode == MEASURE) {
+        if (c->mode == MEASURE) stage_take(c, bytes);
+        CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, c->stream));
+        return;
+    }
+    char *st = stage_take(c, bytes);
+    if (!st) return;
+    memcpy(st, host, bytes);
+    if (c->mode == CAPTURE) {
+        c->cur->uploads.push_back(bytes);
+        CUDA_CHECK(cudaMemcpyAsync(dev, st, bytes, cudaMemcpyHostToDevice, c->stream));
+    } else if (c->n_uploads >= c->cur->uploads.size() || c->cur->uploads[c->n_uploads] != bytes) {
+        c->diverged = "its uploads differ from the capture's";
+    }
+    c->n_uploads++;
+}
+
+// device → host: the caller synchronises when eager; in a graph the bytes land in staging and reach
+// `host` at replay_end.
+void download_async(hy_backend *be, void *host, const void *dev, size_t bytes) {
+    cuda_backend *c = cb(be);
+    if (c->mode == EAGER || c->mode == MEASURE) {
+        if (c->mode == MEASURE) stage_take(c, bytes);
+        CUDA_CHECK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, c->stream));
+        return;
+    }
+    const size_t at = c->stage_at;
+    char *st = stage_take(c, bytes);
+    if (!st) return;
+    c->cur->downloads.push_back(download{host, at, bytes});
+    if (c->mode == CAPTURE) CUDA_CHECK(cudaMemcpyAsync(st, dev, bytes, cudaMemcpyDeviceToHost, c->stream));
+}
+
+// Inside a graph bracket nothing may wait for the device: such a call marks the step unreplayable.
+bool refuse_host_wait(hy_backend *be, const char *what) {
+    if (!bracketed_graph(be)) return false;
+    cb(be)->diverged = what;
+    return true;
+}
+
 int32_t *i32_upload(hy_backend *be, const int32_t *host, size_t n) {
     int32_t *p = (int32_t *)arena_alloc(be, n * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpyAsync(p, host, n * sizeof(int32_t), cudaMemcpyHostToDevice, cb(be)->stream));
+    upload(be, p, host, n * sizeof(int32_t));
     return p;
 }
 size_t mark(hy_backend *be) { return encode(cb(be)->cur_block, cb(be)->cur_offset); }
@@ -98,42 +212,184 @@ void f32_copy_rows(hy_backend *be, float *d, const int32_t *d_rows, const float 
     const size_t mark_at = mark(be);  // the uploaded row arrays live only for this call
     const int32_t *dr = d_rows ? i32_upload(be, d_rows, (size_t)n) : NULL;
     const int32_t *sr = s_rows ? i32_upload(be, s_rows, (size_t)n) : NULL;
-    copy_rows_f32_cuda(d, dr, s, sr, n, per, cb(be)->stream);
+    if (launch_now(be)) copy_rows_f32_cuda(d, dr, s, sr, n, per, cb(be)->stream);
     release(be, mark_at);
 }
 void f32_to_host(hy_backend *be, float *h, const float *s, size_t n) {
+    if (refuse_host_wait(be, "f32_to_host inside the step")) return;
     CUDA_CHECK(cudaMemcpyAsync(h, s, n * sizeof(float), cudaMemcpyDeviceToHost, cb(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
 }
 void f32_from_host(hy_backend *be, float *d, const float *h, size_t n) {
+    if (refuse_host_wait(be, "f32_from_host inside the step")) return;
     CUDA_CHECK(cudaMemcpyAsync(d, h, n * sizeof(float), cudaMemcpyHostToDevice, cb(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
 }
 void *alloc_persistent(hy_backend *be, size_t bytes) {
+    refuse_host_wait(be, "alloc_persistent inside the step");
     void *p;
     CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1));
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, cb(be)->stream));
     return p;
 }
 void free_persistent(hy_backend *be, void *p) {
+    if (refuse_host_wait(be, "free_persistent inside the step")) return;
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
     CUDA_CHECK(cudaFree(p));
 }
 void bytes_to_host(hy_backend *be, void *h, const void *s, size_t n) {
+    if (refuse_host_wait(be, "bytes_to_host inside the step")) return;
     CUDA_CHECK(cudaMemcpyAsync(h, s, n, cudaMemcpyDeviceToHost, cb(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
 }
 void bytes_from_host(hy_backend *be, void *d, const void *h, size_t n) {
+    if (refuse_host_wait(be, "bytes_from_host inside the step")) return;
     CUDA_CHECK(cudaMemcpyAsync(d, h, n, cudaMemcpyHostToDevice, cb(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
 }
 void memory_info(hy_backend *be, size_t *free_bytes, size_t *total_bytes) {
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
 }
-void synchronize(hy_backend *be) { CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream)); }
+void synchronize(hy_backend *be) {
+    if (!refuse_host_wait(be, "synchronize inside the step")) CUDA_CHECK(cudaStreamSynchronize(cb(be)->stream));
+}
+// ---- replayed steps -----------------------------------------------------------------------------
+
+void graph_free(step_graph *g) {
+    cudaGraphExecDestroy(g->exec);
+    cudaFreeHost(g->stage);
+    delete g;
+}
+
+void replay_reset(hy_backend *be) {
+    cuda_backend *c = cb(be);
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    for (step_graph *g : c->graphs) graph_free(g);
+    c->graphs.clear();
+    c->measured.clear();
+}
+
+// Makes room for a new graph of `stage` bytes: least recently used graphs go first.
+void evict_for(cuda_backend *c, size_t stage) {
+    for (;;) {
+        size_t total = stage;
+        for (const step_graph *g : c->graphs) total += g->stage_bytes;
+        if (c->graphs.empty() || (c->graphs.size() < kMaxGraphs && total <= kMaxStageBytes)) return;
+        size_t oldest = 0;
+        for (size_t i = 1; i < c->graphs.size(); i++)
+            if (c->graphs[i]->last_used < c->graphs[oldest]->last_used) oldest = i;
+        graph_free(c->graphs[oldest]);
+        c->graphs.erase(c->graphs.begin() + (long)oldest);
+    }
+}
+
+void replay_begin(hy_backend *be, uint64_t key) {
+    cuda_backend *c = cb(be);
+    c->key = key;
+    c->stage_at = 0;
+    c->n_uploads = 0;
+    c->n_launches = 0;
+    c->diverged = NULL;
+    c->cur = NULL;
+    c->mode = EAGER;
+    for (step_graph *g : c->graphs)
+        if (g->key == key) {
+            // a replay needs the arena where the capture found it; elsewhere this step runs eagerly
+            if (mark(be) == g->arena_begin) {
+                c->cur = g;
+                c->mode = FILL;
+                g->downloads.clear();
+                g->last_used = ++c->clock;
+            }
+            return;
+        }
+    size_t stage = 0;
+    bool seen = false;
+    for (const auto &m : c->measured)
+        if (m.first == key) {
+            seen = true;
+            stage = m.second;
+        }
+    if (!seen) {
+        c->mode = MEASURE;
+        return;
+    }
+    evict_for(c, stage);
+    step_graph *g = new step_graph();
+    g->key = key;
+    g->stage_bytes = stage;
+    g->arena_begin = mark(be);
+    g->last_used = ++c->clock;
+    CUDA_CHECK(cudaHostAlloc((void **)&g->stage, stage ? stage : kStageAlign, cudaHostAllocDefault));
+    c->cur = g;
+    c->mode = CAPTURE;
+    // relaxed: the capture may meet a first-time cudaMalloc (an arena block) without failing
+    CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed));
+}
+
+int deliver(cuda_backend *c, step_graph *g) {
+    CUDA_CHECK(cudaGraphLaunch(g->exec, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    for (const download &d : g->downloads) memcpy(d.host, g->stage + d.at, d.bytes);
+    return 0;
+}
+
+int replay_end(hy_backend *be, int ok) {
+    cuda_backend *c = cb(be);
+    const replay_mode mode = c->mode;
+    step_graph *g = c->cur;
+    c->mode = EAGER;
+    c->cur = NULL;
+    if (mode == EAGER) return HY_REPLAY_EAGER;
+    if (mode == MEASURE) {
+        CUDA_CHECK(cudaStreamSynchronize(c->stream));
+        if (ok) c->measured.push_back({c->key, c->stage_at});
+        return HY_REPLAY_EAGER;
+    }
+    if (mode == CAPTURE) {
+        cudaGraph_t graph = NULL;
+        CUDA_CHECK(cudaStreamEndCapture(c->stream, &graph));
+        const char *why = c->diverged;
+        if (ok && !why) {
+            if (cudaGraphInstantiate(&g->exec, graph, 0) != cudaSuccess) {
+                (void)cudaGetLastError();
+                why = "cudaGraphInstantiate failed";
+            }
+        }
+        if (graph) cudaGraphDestroy(graph);
+        if (!ok || why) {
+            if (g->exec) cudaGraphExecDestroy(g->exec);
+            cudaFreeHost(g->stage);
+            delete g;
+            if (!ok) return HY_REPLAY_EAGER;  // the caller's own failure, nothing ran
+            return hy_fail("internal: the step could not be captured as a CUDA graph (%s); nothing of it ran", why);
+        }
+        g->arena_end = mark(be);
+        g->n_launches = c->n_launches;
+        c->graphs.push_back(g);
+        deliver(c, g);
+        return HY_REPLAY_CAPTURED;
+    }
+    // FILL
+    const char *why = c->diverged;
+    if (!why && c->n_uploads != g->uploads.size()) why = "fewer uploads than the capture's";
+    if (!why && mark(be) != g->arena_end) why = "its arena use differs from the capture's";
+    if (!why && c->n_launches != g->n_launches) why = "its launches differ from the capture's";
+    if (!ok || why) {
+        for (size_t i = 0; i < c->graphs.size(); i++)
+            if (c->graphs[i] == g) c->graphs.erase(c->graphs.begin() + (long)i);
+        graph_free(g);
+        if (!ok) return HY_REPLAY_EAGER;
+        return hy_fail("internal: a replayed step diverged from its capture (%s); nothing of it ran", why);
+    }
+    deliver(c, g);
+    return HY_REPLAY_REPLAYED;
+}
+
 void destroy(hy_backend *be) {
     cuda_backend *c = cb(be);
     cudaStreamSynchronize(c->stream);
+    for (step_graph *g : c->graphs) graph_free(g);
     for (block &b : c->blocks) cudaFree(b.base);
     cudaFree(c->sumsq);
     hy_gemm_destroy(c->gemm);
@@ -213,9 +469,10 @@ void chunked_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, const
                  const hy_act *v, const float *g, const float *beta, const float *si, void **saved) {
     if (saved) {
         *saved = arena_alloc(be, gdn_chunked_saved_bytes(s));
-        gdn_chunked_forward_cuda(s, (bf)o, so, (cbf)q, (cbf)k, (cbf)v, g, beta, si, *saved, S);
+        if (launch_now(be)) gdn_chunked_forward_cuda(s, (bf)o, so, (cbf)q, (cbf)k, (cbf)v, g, beta, si, *saved, S);
         return;
     }
+    if (!launch_now(be)) return;
     const size_t m = mark(be);
     void *ws = arena_alloc(be, gdn_chunked_saved_bytes(s));
     gdn_chunked_forward_cuda(s, (bf)o, so, (cbf)q, (cbf)k, (cbf)v, g, beta, si, ws, S);
@@ -230,6 +487,10 @@ void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, con
     for (int i = 0; i < s->n_docs; i++) ident[i] = i;
     int32_t *slots = i32_upload(be, ident.data(), ident.size());
     const size_t per = (size_t)s->H_v * s->Dk * s->Dv;
+    if (!launch_now(be)) {
+        release(be, m);
+        return;
+    }
     if (so != si) {
         if (si)
             f32_copy(be, so, si, s->n_docs * per);
@@ -243,8 +504,10 @@ void recurrent_fwd(hy_backend *be, const gdn_shape *s, hy_act *o, float *so, con
 void decode_pool(hy_backend *be, const gdn_shape *s, hy_act *o, float *pool, const int32_t *slots, const hy_act *q,
                  const hy_act *k, const hy_act *v, const float *g, const float *beta) {
     const size_t m = mark(be);
-    gdn_decode_step_cuda((bf)o, pool, i32_upload(be, slots, (size_t)s->n_docs), (cbf)q, (cbf)k, (cbf)v, g, beta,
-                         s->n_docs, s->H_k, s->H_v, s->Dk, s->Dv, s->scale, S);
+    const int32_t *dslots = i32_upload(be, slots, (size_t)s->n_docs);
+    if (launch_now(be))
+        gdn_decode_step_cuda((bf)o, pool, dslots, (cbf)q, (cbf)k, (cbf)v, g, beta, s->n_docs, s->H_k, s->H_v, s->Dk,
+                             s->Dv, s->scale, S);
     release(be, m);
 }
 void sample_rows(hy_backend *be, const float *logits, const int32_t *rows, int n, int V, const float *temperature,
@@ -257,13 +520,14 @@ void sample_rows(hy_backend *be, const float *logits, const int32_t *rows, int n
     double *du = (double *)arena_alloc(be, sizeof(double) * (size_t)n);
     int32_t *dtok = (int32_t *)arena_alloc(be, sizeof(int32_t) * (size_t)n);
     float *dlp = (float *)arena_alloc(be, sizeof(float) * 2 * (size_t)n);
-    CUDA_CHECK(cudaMemcpyAsync(dtemp, temperature, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice, c->stream));
-    CUDA_CHECK(cudaMemcpyAsync(du, u, sizeof(double) * (size_t)n, cudaMemcpyHostToDevice, c->stream));
-    sample_rows_cuda(logits, drows, n, V, dtemp, du, dtok, dlp, dlp + n, c->stream);
-    CUDA_CHECK(cudaMemcpyAsync(token, dtok, sizeof(int32_t) * (size_t)n, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_CHECK(cudaMemcpyAsync(logprob, dlp, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_CHECK(cudaMemcpyAsync(model_logprob, dlp + n, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    upload(be, dtemp, temperature, sizeof(float) * (size_t)n);
+    upload(be, du, u, sizeof(double) * (size_t)n);
+    if (launch_now(be)) sample_rows_cuda(logits, drows, n, V, dtemp, du, dtok, dlp, dlp + n, c->stream);
+    download_async(be, token, dtok, sizeof(int32_t) * (size_t)n);
+    download_async(be, logprob, dlp, sizeof(float) * (size_t)n);
+    download_async(be, model_logprob, dlp + n, sizeof(float) * (size_t)n);
+    // a graph delivers at replay_end; an eager bracket's copies are waited for there too
+    if (c->mode == EAGER) CUDA_CHECK(cudaStreamSynchronize(c->stream));
     release(be, m);
 }
 void chunked_bwd(hy_backend *be, const gdn_shape *s, hy_act *dq, hy_act *dk, hy_act *dv, float *dg, float *dbeta,
@@ -300,7 +564,8 @@ void attn_bwd(hy_backend *be, const attn_shape *s, hy_act *dq, hy_act *dk, hy_ac
 }
 void kv_write_paged(hy_backend *be, hy_act *pool, const hy_act *kv, const int32_t *rows, int T, int width) {
     const size_t m = mark(be);
-    kv_paged_write_cuda((bf)pool, (cbf)kv, i32_upload(be, rows, T), T, width, S);
+    const int32_t *drows = i32_upload(be, rows, T);
+    if (launch_now(be)) kv_paged_write_cuda((bf)pool, (cbf)kv, drows, T, width, S);
     release(be, m);
 }
 // The engine's tables live on the host; one upload per call carries them (block tables, then
@@ -327,7 +592,7 @@ void attn_paged(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_a
     d.q_start = dtail;
     d.q_len = dtail + B;
     d.lens = dtail + 2 * B;
-    attention_paged_cuda(&d, (bf)o, (cbf)q, (cbf)kp, (cbf)vp, max_tq, max_len, S);
+    if (launch_now(be)) attention_paged_cuda(&d, (bf)o, (cbf)q, (cbf)kp, (cbf)vp, max_tq, max_len, S);
     release(be, m);
 }
 void swiglu_fwd(hy_backend *be, hy_act *h, const hy_act *g, const hy_act *u, int N, int F) {
@@ -350,6 +615,7 @@ void adamw(hy_backend *be, float *p, void *mm, float *m, float *v, const float *
 }
 double sumsq(hy_backend *be, const float *g, size_t n) {
     cuda_backend *c = cb(be);
+    if (refuse_host_wait(be, "grad_sumsq inside the step")) return 0.0;
     CUDA_CHECK(cudaMemsetAsync(c->sumsq, 0, sizeof(double), c->stream));
     grad_sumsq_cuda(c->sumsq, g, n, c->stream);
     double out;
@@ -361,6 +627,17 @@ void scale(hy_backend *be, float *g, size_t n, float coef) { grad_scale_cuda(g, 
 void to_mm(hy_backend *be, void *mm, const float *p, size_t n) { f32_to_bf16_cuda((bf)mm, p, n, S); }
 
 #undef S
+
+// The LAUNCH binding of backend_table.h: the entry runs unless a replayed step is being filled.
+template <typename Fn, Fn F>
+struct launch_entry;
+template <typename... A, void (*F)(hy_backend *, A...)>
+struct launch_entry<void (*)(hy_backend *, A...), F> {
+    static void call(hy_backend *be, A... a) {
+        if (launch_now(be)) F(be, a...);
+    }
+};
+#define SKIPPED_WHEN_FILLING(f) launch_entry<decltype(&f), &f>::call
 
 }  // namespace
 
@@ -379,11 +656,14 @@ extern "C" hy_backend *hy_backend_cuda_new(void) {
     c->gemm = hy_gemm_new(32u << 20);
     CUDA_CHECK(cudaMalloc(&c->sumsq, sizeof(double)));
     c->cur_block = c->cur_offset = 0;
+    c->mode = EAGER;
+    c->cur = NULL;
+    c->clock = 0;
     hy_backend *b = &c->base;
     memset(b, 0, sizeof *b);
     b->device = HY_DEVICE_CUDA;
     b->name = "cuda";
     b->act_bytes = sizeof(hy_bf16);
-    HY_BACKEND_BIND_ENTRIES(b);
+    HY_BACKEND_BIND_ENTRIES(b, SKIPPED_WHEN_FILLING);
     return b;
 }

@@ -392,11 +392,16 @@ int hy_model_forward(const hy_model *m, const hy_batch *b, hy_logits_mode mode, 
         } else {
             // each document's last row side by side, so the lm head's weights (V·C, the largest
             // matrix) are read once per step for all sequences rather than once per sequence; a
-            // row's logits do not depend on the rows beside it
-            hy_act *last = be->act_alloc(be, (size_t)b->n_docs * C);
-            for (int d = 0; d < b->n_docs; d++)
-                be->act_copy(be, hy_act_at(be, last, (size_t)d * C),
-                             hy_act_at(be, a->xf, (size_t)(b->cu_seqlens[d + 1] - 1) * C), C);
+            // row's logits do not depend on the rows beside it. A decode batch (one token per
+            // document) has its last rows side by side already.
+            const hy_act *last = a->xf;
+            if (b->T != b->n_docs) {
+                hy_act *rows = be->act_alloc(be, (size_t)b->n_docs * C);
+                for (int d = 0; d < b->n_docs; d++)
+                    be->act_copy(be, hy_act_at(be, rows, (size_t)d * C),
+                                 hy_act_at(be, a->xf, (size_t)(b->cu_seqlens[d + 1] - 1) * C), C);
+                last = rows;
+            }
             be->linear_forward_f32(be, out, last, m->pmm.lm_head, b->n_docs, C, V);
         }
         if (mode != HY_LOGITS_LAST_DOC_BACKEND) be->f32_to_host(be, logits, out, (size_t)rows * V);

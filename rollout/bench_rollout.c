@@ -447,6 +447,7 @@ static int engine_for(const hy_model *m, const hy_bench_rollout_opts *o, int max
     c.prefill_chunk = o->chunk;
     c.step_tokens = o->chunk + max_seqs;  // one full prefill chunk beside every decode
     c.verbose = o->progress;
+    c.cuda_graphs = o->cuda_graphs;
     return hy_engine_new(e, m, &c);
 }
 
@@ -507,6 +508,9 @@ static void print_step_split(const hy_engine_stats *st) {
            "bookkeeping %.2f ms (%.0f%%)\n",
            "", (long long)st->steps, 1e3 * st->step_s / n, 1e3 * st->forward_s / n, 100 * st->forward_s / st->step_s,
            1e3 * st->sample_s / n, 100 * st->sample_s / st->step_s, 1e3 * other / n, 100 * other / st->step_s);
+    if (st->graph_steps)
+        printf("%-16s %lld of the steps were replayed CUDA graphs (%lld captured); their forward includes the draws\n",
+               "", (long long)st->graph_steps, (long long)st->graph_captures);
 }
 
 static void print_preemptions(const hy_engine_stats *st) {

@@ -63,6 +63,7 @@ typedef struct {
     const char *device_name;  // for the report ("cpu", "NVIDIA H100 80GB HBM3", ...)
     int peers;                // print vLLM's published figures beside serving (7B preset, GPU, full shape)
     int progress;             // progress lines on stderr
+    int cuda_graphs;          // the engine replays decode steps as CUDA graphs
 } hy_bench_rollout_opts;
 
 // Runs the workloads o->workload names and prints the report on stdout. 0 / −1.

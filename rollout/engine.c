@@ -95,6 +95,7 @@ void hy_engine_config_default(hy_engine_config *c) {
     c->prefill_chunk = 256;
     c->step_tokens = 1024;
     c->swap_bytes = (size_t)1 << 30;
+    c->cuda_graphs = 1;
 }
 
 void hy_gen_params_default(hy_gen_params *p) {
@@ -262,6 +263,7 @@ int hy_engine_new(hy_engine **out, const hy_model *m, const hy_engine_config *cf
     if (cfg->verbose) fprintf(stderr, "hybrid: %s\n", e->pool_text);
     hy_slot_pool_init(&e->slots, plan.n_slots);
     hy_prefix_cache_init(&e->prefix, cfg->snapshot_bytes, m->cfg.vocab_size);
+    m->be->replay_reset(m->be);  // graphs of an engine that lived at this address before
     *out = e;
     return 0;
 }
@@ -273,6 +275,7 @@ void hy_engine_destroy(hy_engine *e) {
     free(e->waiting);
     free(e->done);
     free(e->logits);
+    e->m->be->replay_reset(e->m->be);  // they point into this engine's pool and logits
     if (e->dev_logits) e->m->be->free_persistent(e->m->be, e->dev_logits);
     hy_prefix_cache_free(&e->prefix);
     hy_slot_pool_free(&e->slots);
@@ -565,37 +568,51 @@ static int step_draws_on_backend(const hy_engine *e, seq *const *run, const hy_s
 // The backend's draws for ready[i] (from row row_of[i] of the backend logits) and its unforked
 // samples: each sequence's uniform comes from its own RNG exactly as hy_sample_token would take it
 // (one draw per tempered token), so a request's tokens do not depend on where it was sampled.
-static void draw_on_backend(hy_engine *e, seq *const *ready, const int *row_of, int n) {
+// Queued in two halves: inside a replayed step (backend.h) the results arrive only at replay_end.
+typedef struct {
+    int n;
+    seq **who;
+    int32_t *tok;
+    float *lp, *mlp;
+} backend_draws;
+
+static void draw_on_backend(hy_engine *e, seq *const *ready, const int *row_of, int n, backend_draws *d) {
     int total = 0;
     for (int i = 0; i < n; i++) total += 1 + ready[i]->n_children;
-    seq **who = hy_malloc(sizeof(seq *) * (size_t)(total + 1));
-    int32_t *rows = hy_malloc(sizeof(int32_t) * (size_t)(total + 1)), *tok = hy_malloc(sizeof(int32_t) * (size_t)(total + 1));
-    float *temp = hy_malloc(sizeof(float) * (size_t)(total + 1)), *lp = hy_malloc(sizeof(float) * (size_t)(total + 1)),
-          *mlp = hy_malloc(sizeof(float) * (size_t)(total + 1));
+    d->n = total;
+    d->who = hy_malloc(sizeof(seq *) * (size_t)(total + 1));
+    d->tok = hy_malloc(sizeof(int32_t) * (size_t)(total + 1));
+    d->lp = hy_malloc(sizeof(float) * (size_t)(total + 1));
+    d->mlp = hy_malloc(sizeof(float) * (size_t)(total + 1));
+    int32_t *rows = hy_malloc(sizeof(int32_t) * (size_t)(total + 1));
+    float *temp = hy_malloc(sizeof(float) * (size_t)(total + 1));
     double *u = hy_malloc(sizeof(double) * (size_t)(total + 1));
     int k = 0;
     for (int i = 0; i < n; i++)
         for (int c = -1; c < ready[i]->n_children; c++) {
             seq *s = c < 0 ? ready[i] : get(e, ready[i]->children[c]);
-            who[k] = s;
+            d->who[k] = s;
             rows[k] = row_of[i];
             temp[k] = s->sampling.temperature;
             u[k] = s->sampling.temperature > 0.0f ? hy_rng_uniform(&s->rng) : 0.0;
             k++;
         }
     hy_backend *be = e->m->be;
-    be->sample_rows(be, e->dev_logits, rows, total, e->m->cfg.vocab_size, temp, u, tok, lp, mlp);
-    for (int j = 0; j < total; j++) {
-        who[j]->next = (hy_sample){tok[j], lp[j], mlp[j]};
-        who[j]->drawn = 1;
-    }
-    free(who);
+    be->sample_rows(be, e->dev_logits, rows, total, e->m->cfg.vocab_size, temp, u, d->tok, d->lp, d->mlp);
     free(rows);
-    free(tok);
     free(temp);
-    free(lp);
-    free(mlp);
     free(u);
+}
+
+static void take_backend_draws(backend_draws *d) {
+    for (int j = 0; j < d->n; j++) {
+        d->who[j]->next = (hy_sample){d->tok[j], d->lp[j], d->mlp[j]};
+        d->who[j]->drawn = 1;
+    }
+    free(d->who);
+    free(d->tok);
+    free(d->lp);
+    free(d->mlp);
 }
 
 // ---- one step ----------------------------------------------------------------------------------
@@ -658,6 +675,17 @@ static int fit_plan(hy_engine *e, step_plan *sp) {
     }
 }
 
+// A step is replayed (backend.h, replay_begin; CUDA graphs) when its work has the same shape
+// every time for its batch size: every piece is one token that completes its sequence (so every
+// sequence draws one token from its own row) and nothing forks from it.
+static int replayable(const hy_engine *e, const step_plan *sp) {
+    for (int i = 0; i < sp->n_plan; i++) {
+        const seq *s = sp->run[sp->plan[i].seq];
+        if (sp->plan[i].n != 1 || s->fed + 1 != s->n || s->n_children) return 0;
+    }
+    return 1;
+}
+
 static int engine_step(hy_engine *e);
 
 int hy_engine_step(hy_engine *e) {
@@ -703,6 +731,7 @@ static int engine_step(hy_engine *e) {
         hy_backend *be = e->m->be;
         const int on_backend = step_draws_on_backend(e, sp.run, sp.plan, sp.n_plan);
         if (on_backend && sp.n_plan > e->dev_rows) {
+            be->replay_reset(be);  // captured with the old buffer
             if (e->dev_logits) be->free_persistent(be, e->dev_logits);
             e->dev_rows = sp.n_plan;
             e->dev_logits = be->alloc_persistent(be, sizeof(float) * (size_t)V * (size_t)sp.n_plan);
@@ -711,15 +740,22 @@ static int engine_step(hy_engine *e) {
             e->logits = hy_realloc(e->logits, sizeof(float) * (size_t)V * (size_t)sp.n_plan);
         }
         hy_batch b = {tokens, cu, T, sp.n_plan};
+        const int replay = on_backend && e->cfg.cuda_graphs && replayable(e, &sp);
+        if (replay) {
+            // the blocks first (fit_plan made room): a copy-on-write of a shared last block is
+            // work of this step only, and must not be part of what is replayed
+            for (int i = 0; i < sp.n_plan; i++) hy_cache_reserve(&e->cache, slots[i], 1);
+            be->replay_begin(be, (uint64_t)sp.n_plan);
+        }
         const double t_fwd = now_s();
         rc = hy_model_forward(e->m, &b, on_backend ? HY_LOGITS_LAST_DOC_BACKEND : HY_LOGITS_LAST_DOC,
                               on_backend ? e->dev_logits : e->logits, NULL, &e->cache, slots);
-        e->st.forward_s += now_s() - t_fwd;
+        const double t_queued = now_s();
+        seq **ready = hy_malloc(sizeof(seq *) * (size_t)sp.n_plan);
+        const float **rows = hy_malloc(sizeof(float *) * (size_t)sp.n_plan);
+        int *row_of = hy_malloc(sizeof(int) * (size_t)sp.n_plan), n_ready = 0;
+        backend_draws drawn = {0};
         if (!rc) {
-            e->st.steps++;
-            seq **ready = hy_malloc(sizeof(seq *) * (size_t)sp.n_plan);
-            const float **rows = hy_malloc(sizeof(float *) * (size_t)sp.n_plan);
-            int *row_of = hy_malloc(sizeof(int) * (size_t)sp.n_plan), n_ready = 0;
             for (int i = 0; i < sp.n_plan; i++) {
                 seq *s = sp.run[sp.plan[i].seq];
                 s->fed += sp.plan[i].n;
@@ -730,17 +766,34 @@ static int engine_step(hy_engine *e) {
                     rows[n_ready++] = on_backend ? NULL : e->logits + (size_t)i * V;  // NULL: drawn already
                 }
             }
+            if (on_backend) draw_on_backend(e, ready, row_of, n_ready, &drawn);
+        }
+        if (replay) {
+            const int how = be->replay_end(be, !rc);
+            if (how < 0) rc = -1;
+            e->st.graph_steps += how == HY_REPLAY_CAPTURED || how == HY_REPLAY_REPLAYED;
+            e->st.graph_captures += how == HY_REPLAY_CAPTURED;
+            e->st.forward_s += now_s() - t_fwd;  // forward and draws are one launch
+        } else {
+            e->st.forward_s += t_queued - t_fwd;
+            e->st.sample_s += now_s() - t_queued;
+        }
+        if (!rc) {
+            e->st.steps++;
             const double t_draw = now_s();
             if (on_backend)
-                draw_on_backend(e, ready, row_of, n_ready);
+                take_backend_draws(&drawn);
             else
                 draw_samples(e, ready, rows, n_ready);
             e->st.sample_s += now_s() - t_draw;
             for (int i = 0; i < n_ready; i++) logits_ready(e, ready[i], rows[i]);
-            free(ready);
-            free(rows);
-            free(row_of);
+        } else if (drawn.who) {
+            drawn.n = 0;
+            take_backend_draws(&drawn);  // frees them
         }
+        free(ready);
+        free(rows);
+        free(row_of);
         free(tokens);
         free(cu);
         free(slots);
@@ -890,6 +943,9 @@ int hy_engine_release(hy_engine *e, int64_t id) {
 void hy_engine_bump_weights(hy_engine *e) {
     e->version++;
     hy_prefix_cache_clear(&e->prefix);
+    // weights are updated in place, so the graphs would stay right; dropping them costs one
+    // capture per batch size and keeps that from being an assumption
+    e->m->be->replay_reset(e->m->be);
 }
 
 void hy_engine_stats_get(const hy_engine *e, hy_engine_stats *out) {

@@ -40,10 +40,11 @@ typedef struct {
     size_t snapshot_bytes;    // host memory for prefix snapshots; 0 = no prefix cache
     const hy_tokenizer *tok;  // for stop strings (may be NULL: then stop strings are refused)
     int verbose;              // start-up line (pool sizing) on stderr
+    int cuda_graphs;          // replay decode steps as CUDA graphs, one per batch size (backend.h)
 } hy_engine_config;
 
 // Defaults: fraction 0.5, 64 sequences of up to 2048 tokens, blocks of 16, chunk 256, 1024 tokens
-// a step, 1 GiB of swap, no prefix cache, no tokenizer, quiet.
+// a step, 1 GiB of swap, no prefix cache, no tokenizer, quiet, CUDA graphs on.
 void hy_engine_config_default(hy_engine_config *c);
 
 typedef struct {
@@ -96,6 +97,8 @@ typedef struct {
     // wall time of all steps so far, and of their parts: the batched forward (on a GPU it ends
     // when the logits are on the host) and the drawing of tokens; the rest is host bookkeeping
     double step_s, forward_s, sample_s;
+    // decode steps launched as a CUDA graph (captured: the first run of a batch size's graph)
+    int64_t graph_steps, graph_captures;
 } hy_engine_stats;
 
 typedef struct hy_engine hy_engine;

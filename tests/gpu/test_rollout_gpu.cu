@@ -1,9 +1,11 @@
 // The rollout engine on the CUDA backend: the cases of the CPU suite (tests/test_rollout.c) that
 // depend on the backend — continuous batching vs one at a time, submit_n (prefill once, fork) vs
 // separate prefills, preemption by swapping and by recomputing, continuation vs a fresh run, a
-// whole-prompt snapshot hit — and the agreement of the engine's logprobs with the learner's
+// whole-prompt snapshot hit — the agreement of the engine's logprobs with the learner's
 // full-sequence forward at ~1k tokens, the bound behind `hybrid bench rollout --workload
-// agreement`. The engine is only C: this file just calls its API.
+// agreement`, and decode steps replayed as CUDA graphs (the backend's replay brackets on their
+// own, then the engine with graphs against the engine without: bit-identical, since a replay
+// runs the very kernels on the very buffers). The engine is only C: this file just calls its API.
 //
 // Model: random, 4 layers (3 GDN + 1 attention, RoPE), C = 256, V = 256, with the 7B's head dims
 // where the kernels' tests cover them (GDN Dk = 96, Dv = 192, H_k = 2 < H_v = 4; attention D = 128,
@@ -52,6 +54,7 @@ static const double kMinCompared = 1.0 / 3;  // of the generated tokens, before 
 
 static int failures;
 static hy_backend *gpu;
+static int use_graphs = 1;  // engines made by make_engine replay their decode steps
 
 static void fail(const char *fmt, ...) {
     va_list ap;
@@ -105,6 +108,7 @@ static hy_engine *make_engine(const hy_model *m, int max_seqs, size_t memory, si
     c.memory_bytes = memory ? memory : (size_t)64 << 20;
     c.swap_bytes = swap;
     c.snapshot_bytes = snapshot;
+    c.cuda_graphs = use_graphs;
     hy_engine *e;
     if (hy_engine_new(&e, m, &c)) {
         fprintf(stderr, "engine: %s\n", hy_last_error());
@@ -464,8 +468,131 @@ static void test_agreement(const hy_model *inf) {
            a.total, a.prompt, a.generated, a.mean_abs, kAgreeMean, a.max_abs, a.max_at, kAgreeMax);
 }
 
+// ---- decode steps replayed as CUDA graphs ----------------------------------------------------------
+
+// One bracketed step on the backend alone: embeds T uploaded ids into keep (T, C). Returns
+// replay_end's answer.
+static int embed_step(hy_backend *be, uint64_t key, const std::vector<int32_t> &ids, const void *table, void *keep,
+                      int C, bool wait_inside) {
+    be->replay_begin(be, key);
+    const size_t mk = be->mark(be);
+    const int T = (int)ids.size();
+    const int32_t *d = be->i32_upload(be, ids.data(), ids.size());
+    hy_act *x = be->act_alloc(be, (size_t)T * C);
+    be->embedding_forward(be, x, d, table, T, C);
+    be->act_copy(be, keep, x, (size_t)T * C);
+    if (wait_inside) be->synchronize(be);
+    be->release(be, mk);
+    return be->replay_end(be, 1);
+}
+
+static void test_replay_backend(void) {
+    hy_backend *be = gpu;
+    enum { V = 64, C = 8, T = 4 };
+    std::vector<uint16_t> host((size_t)V * C);
+    for (int r = 0; r < V; r++)
+        for (int c = 0; c < C; c++) {
+            const float f = (float)r;  // small integers are exact in bf16
+            uint32_t bits;
+            memcpy(&bits, &f, 4);
+            host[(size_t)r * C + c] = (uint16_t)(bits >> 16);
+        }
+    void *table = be->alloc_persistent(be, host.size() * 2), *keep = be->alloc_persistent(be, (size_t)(T + 1) * C * 2);
+    be->bytes_from_host(be, table, host.data(), host.size() * 2);
+    be->replay_reset(be);
+    const int want[] = {HY_REPLAY_EAGER, HY_REPLAY_CAPTURED, HY_REPLAY_REPLAYED, HY_REPLAY_REPLAYED};
+    for (int run = 0; run < 4; run++) {
+        std::vector<int32_t> ids(T);
+        for (int t = 0; t < T; t++) ids[t] = (7 * run + 3 * t + 1) % V;  // new data every run
+        const int how = embed_step(be, 11, ids, table, keep, C, false);
+        CHECK(how == want[run], "replay run %d: replay_end %d, want %d (%s)", run, how, want[run],
+              how < 0 ? hy_last_error() : "");
+        std::vector<uint16_t> out((size_t)T * C);
+        be->bytes_to_host(be, out.data(), keep, out.size() * 2);
+        for (int t = 0; t < T; t++) {
+            uint32_t bits = (uint32_t)out[(size_t)t * C] << 16;
+            float f;
+            memcpy(&f, &bits, 4);
+            CHECK(f == (float)ids[t], "replay run %d: row %d holds %g, want %d (the graph used stale uploads?)", run, t,
+                  f, ids[t]);
+        }
+    }
+    // the same key with another shape: refused, and the graph is dropped
+    std::vector<int32_t> five(T + 1, 2);
+    int how = embed_step(be, 11, five, table, keep, C, false);
+    CHECK(how == -1 && strstr(hy_last_error(), "diverged"), "replay with another upload size: %d (%s)", how,
+          hy_last_error());
+    std::vector<int32_t> four(T, 5);
+    how = embed_step(be, 11, four, table, keep, C, false);
+    CHECK(how == HY_REPLAY_CAPTURED, "after a divergence the key is captured again: %d", how);
+    // waiting for the device inside a captured step is refused
+    CHECK(embed_step(be, 12, four, table, keep, C, true) == HY_REPLAY_EAGER, "a measured step may wait");
+    how = embed_step(be, 12, four, table, keep, C, true);
+    CHECK(how == -1 && strstr(hy_last_error(), "synchronize"), "a wait inside a capture: %d (%s)", how, hy_last_error());
+    be->replay_reset(be);
+    be->free_persistent(be, table);
+    be->free_persistent(be, keep);
+    printf("  replay         backend brackets: measured, captured, replayed with fresh uploads; divergence and a\n"
+           "                 wait inside a capture refused by name\n");
+}
+
+// Runs prompts (params[i]) on an engine of 8 slots with or without graphs.
+static hy_engine_stats run_engine(const hy_model *m, const std::vector<std::vector<int32_t>> &prompts,
+                                  const std::vector<hy_gen_params> &params, int graphs, std::vector<hy_result> &out) {
+    use_graphs = graphs;
+    hy_engine *e = make_engine(m, 8, 0, 0, 512);
+    use_graphs = 1;
+    for (size_t i = 0; i < prompts.size(); i++)
+        CHECK(hy_engine_submit(e, prompts[i].data(), (int)prompts[i].size(), &params[i]) == (int64_t)i, "submit %zu: %s",
+              i, hy_last_error());
+    run_all(e, out);
+    hy_engine_stats st;
+    hy_engine_stats_get(e, &st);
+    hy_engine_destroy(e);
+    return st;
+}
+
+static bool same_bits(const hy_result &a, const hy_result &b) {
+    return a.n == b.n && !memcmp(a.tokens, b.tokens, sizeof(int32_t) * (size_t)a.n) &&
+           !memcmp(a.logprobs, b.logprobs, sizeof(float) * (size_t)a.n) &&
+           !memcmp(a.model_logprobs, b.model_logprobs, sizeof(float) * (size_t)a.n);
+}
+
+static void test_graphs(const hy_model *m) {
+    test_replay_backend();
+    for (int sampled = 0; sampled < 2; sampled++) {
+        std::vector<std::vector<int32_t>> prompts(N_REQ);
+        std::vector<hy_gen_params> params(N_REQ);
+        for (int i = 0; i < N_REQ; i++) {
+            prompts[i].resize(kPromptLen[i]);
+            random_tokens(prompts[i].data(), kPromptLen[i], 300 + i);
+            hy_gen_params_default(&params[i]);
+            params[i].max_tokens = 20 + 4 * i;  // the batch shrinks step by step: several batch sizes
+            params[i].ignore_eos = 1;
+            params[i].temperature = sampled ? 0.9f : 0.0f;
+            params[i].seed = 77 + i;
+        }
+        std::vector<hy_result> eager(N_REQ, hy_result{}), graphed(N_REQ, hy_result{});
+        const hy_engine_stats se = run_engine(m, prompts, params, 0, eager);
+        const hy_engine_stats sg = run_engine(m, prompts, params, 1, graphed);
+        int same = 0;
+        for (int i = 0; i < N_REQ; i++) same += same_bits(eager[i], graphed[i]);
+        const char *what = sampled ? "sampled" : "greedy";
+        CHECK(same == N_REQ, "graphs, %s: %d of %d trajectories bit-identical to the eager engine's", what, same, N_REQ);
+        CHECK(se.graph_steps == 0, "graphs off, %s: %lld steps replayed", what, (long long)se.graph_steps);
+        CHECK(sg.graph_captures >= 1 && sg.graph_steps > 2 * sg.graph_captures,
+              "graphs, %s: %lld of %lld steps from %lld captured graph(s): too few replays", what,
+              (long long)sg.graph_steps, (long long)sg.steps, (long long)sg.graph_captures);
+        printf("  graphs %-7s %d of %d trajectories bit-identical with and without; %lld of %lld steps from %lld "
+               "graph(s)\n",
+               what, same, N_REQ, (long long)sg.graph_steps, (long long)sg.steps, (long long)sg.graph_captures);
+        free_all(eager);
+        free_all(graphed);
+    }
+}
+
 // usage: test_rollout_gpu [SOURCE_DIR [NAME]]: NAME runs one group (model, batching, fork,
-// preemption, continuation, snapshots, agreement).
+// preemption, continuation, snapshots, agreement, graphs).
 int main(int argc, char **argv) {
     const char *only = argc > 2 ? argv[2] : NULL;
     gpu = hy_backend_cuda_new();
@@ -488,6 +615,7 @@ int main(int argc, char **argv) {
     if (WANT("continuation")) test_continuation(&m);
     if (WANT("snapshots")) test_snapshot(&m);
     if (WANT("agreement")) test_agreement(&inf);
+    if (WANT("graphs")) test_graphs(&m);
 #undef WANT
     hy_model_free(&inf);
     hy_model_free(&m);
