@@ -73,7 +73,9 @@ struct hy_backend {
     // into a CUDA graph and launches it, and for later ones re-runs the host code with every launch
     // skipped (uploads land in the graph's staging at the same places) and launches the graph. So
     // host results inside a bracket (sample_rows' outputs) are valid only after replay_end. Nothing
-    // else may reach the host inside a bracket. The CPU backend runs brackets eagerly.
+    // else may reach the host inside a bracket. Arena memory taken inside a bracket is not zeroed:
+    // a bracketed step must write everything it reads (the rollout tests compare such steps with
+    // unbracketed ones bit for bit). The CPU backend runs brackets eagerly.
     void (*replay_begin)(hy_backend *be, uint64_t key);
     // ok = 0: the bracketed work failed before launching anything (nothing is kept). Returns
     // HY_REPLAY_EAGER / _CAPTURED / _REPLAYED, or −1 with a message (a replay that diverged from

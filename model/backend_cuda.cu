@@ -106,7 +106,9 @@ void *arena_alloc(hy_backend *be, size_t bytes) {
         if (c->cur_offset + bytes <= b.size) {
             void *p = b.base + c->cur_offset;
             c->cur_offset += bytes;
-            if (c->mode != FILL) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
+            // a bracketed step is not zeroed (backend.h): its ~800 memsets were a tenth of a 7B
+            // decode step, and what it reads it has written
+            if (c->mode == EAGER) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
             return p;
         }
         c->cur_block++;
@@ -123,7 +125,7 @@ void *arena_alloc(hy_backend *be, size_t bytes) {
     c->blocks.push_back(b);
     c->cur_block = c->blocks.size() - 1;
     c->cur_offset = bytes;
-    CUDA_CHECK(cudaMemsetAsync(b.base, 0, bytes, c->stream));
+    if (c->mode == EAGER) CUDA_CHECK(cudaMemsetAsync(b.base, 0, bytes, c->stream));
     return b.base;
 }
 
@@ -569,13 +571,14 @@ void kv_write_paged(hy_backend *be, hy_act *pool, const hy_act *kv, const int32_
     release(be, m);
 }
 // The engine's tables live on the host; one upload per call carries them (block tables, then
-// q_start, q_len, lens), and the kernel's grid is sized from the host copies.
+// q_start, q_len, lens). The launch depends on the host only through the shape and max_tq, never
+// on the lengths, so a replayed decode step stays right as its sequences grow.
 void attn_paged(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_act *q, const hy_act *kp,
                 const hy_act *vp) {
     const size_t m = mark(be);
     const int B = s->n_seqs;
     std::vector<int32_t> host((size_t)B * s->max_blocks + 3 * (size_t)B);
-    int max_tq = 0, max_len = 0;
+    int max_tq = 0;
     memcpy(host.data(), s->block_table, sizeof(int32_t) * (size_t)B * s->max_blocks);
     int32_t *tail = host.data() + (size_t)B * s->max_blocks;
     for (int b = 0; b < B; b++) {
@@ -583,7 +586,6 @@ void attn_paged(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_a
         tail[B + b] = s->q_len[b];
         tail[2 * B + b] = s->lens[b];
         if (s->q_len[b] > max_tq) max_tq = s->q_len[b];
-        if (s->lens[b] > max_len) max_len = s->lens[b];
     }
     int32_t *dev = i32_upload(be, host.data(), host.size());
     int32_t *dtail = dev + (size_t)B * s->max_blocks;
@@ -592,7 +594,9 @@ void attn_paged(hy_backend *be, const paged_attn_shape *s, hy_act *o, const hy_a
     d.q_start = dtail;
     d.q_len = dtail + B;
     d.lens = dtail + 2 * B;
-    if (launch_now(be)) attention_paged_cuda(&d, (bf)o, (cbf)q, (cbf)kp, (cbf)vp, max_tq, max_len, S);
+    const size_t ws_bytes = attention_paged_workspace_bytes(&d, max_tq);
+    void *ws = ws_bytes ? arena_alloc(be, ws_bytes) : NULL;
+    if (launch_now(be)) attention_paged_cuda(&d, (bf)o, (cbf)q, (cbf)kp, (cbf)vp, max_tq, ws, S);
     release(be, m);
 }
 void swiglu_fwd(hy_backend *be, hy_act *h, const hy_act *g, const hy_act *u, int N, int F) {

@@ -14,16 +14,17 @@
 // belongs in kernels/dev until it beats this one.
 //
 // Decode (max_tq == 1): flash-decoding. One query per sequence is pure K/V streaming, and the
-// general grid starves it (B = 1, H = 32 gives 32 blocks, each walking every key in series) and
-// reads each KV head once per q head of its GQA group. Here:
+// general grid starves it (B = 1, H = 32 gives 32 blocks, each walking every key in series: ~18 ms
+// per layer at 32k keys on an H100) and reads each KV head once per q head of its group. Here:
 //   - Grid (split, KV head × head chunk, sequence). A block takes one contiguous key range of one
 //     sequence for all q heads of its KV head's group (up to DEC_GMAX; larger groups take a few
 //     chunks), so a K/V row is read once per group rather than once per q head.
 //   - The split count depends on the shape and the SM count only, never on lens: the engine
 //     replays this launch inside a CUDA graph while lens change on the device. The capacity
-//     max_blocks · block_size is cut into ranges of ≥ SPLIT_MIN_KEYS keys so that the grid is
-//     about one full wave of resident blocks. A block whose range starts past lens[b] exits at
-//     once, and the merge reads only the splits lens[b] reaches, so empty ranges cost a launch slot.
+//     max_blocks · block_size is cut into equal ranges of ≥ SPLIT_MIN_KEYS keys, as few as fill
+//     the SMs' resident block slots in whole waves (plan_decode). A block whose range starts past
+//     lens[b] exits at once, and the merge reads only the splits lens[b] reaches, so a short
+//     sequence in a wide table costs empty launch slots, not memory traffic.
 //   - T = D / 8 lanes (rounded up to a power of two) hold one key row, one 16-byte load each of K
 //     and V, so a warp takes 32 / T keys at a time; each thread issues U keys' loads before using
 //     any, to keep enough bytes in flight. Scores are T-lane shuffle sums; each lane group runs an
@@ -136,8 +137,8 @@ constexpr int SPLIT_MIN_KEYS = 256;  // below this a split's fixed cost (q load,
 constexpr int SPLIT_ALIGN = 64;      // split boundaries on whole pool blocks for the usual sizes 16, 64
 
 // Head slots GP (a power of two ≥ the heads of a block) set the per-thread registers, so they set
-// how many keys a thread loads ahead (U) and how many blocks an SM is asked to hold; the planner
-// sizes the grid to that residency, so one wave covers it.
+// how many keys a thread loads ahead (U) and how many blocks an SM holds: the launch bound below,
+// which at these register counts is also the residency the planner counts on.
 __host__ __device__ constexpr int dec_keys_ahead(int GP) { return GP <= 2 ? 8 : GP == 4 ? 4 : 2; }
 __host__ __device__ constexpr int dec_min_blocks(int GP) { return GP <= 2 ? 4 : GP == 4 ? 3 : 2; }
 
@@ -160,7 +161,11 @@ struct decode_params {
     float scale_log2;
 };
 
-// A function of the shape and the device only (see the top of the file).
+// A function of the shape and the device only (see the top of the file). Splits: the fewest that
+// keep ≥ 85 % of the SMs' block slots busy over whole waves (a full-context batch is as slow as
+// its last wave), but no more than leave SPLIT_MIN_KEYS of capacity each. 85 % is untuned: it
+// takes B = 32, H_kv = 8 on 132 SMs to 3 splits (768 blocks in 2 waves of 396) rather than 2
+// (512: a second wave 30 % full); test_paged_gpu --perf is where to tune it.
 decode_plan plan_decode(const paged_attn_shape *s) {
     decode_plan pl;
     pl.T = 2;
@@ -172,11 +177,14 @@ decode_plan plan_decode(const paged_attn_shape *s) {
     while (pl.GP < pl.heads) pl.GP *= 2;
     const long cap = (long)s->max_blocks * s->block_size;
     const long per_split = (long)s->n_seqs * s->H_kv * pl.chunks;
-    const long wave = (long)dec_min_blocks(pl.GP) * hy::sm_count();
-    long n = (wave + per_split - 1) / per_split;
+    const long slots = (long)dec_min_blocks(pl.GP) * hy::sm_count();
     const long most = cap / SPLIT_MIN_KEYS;
-    if (n > most) n = most;
-    if (n < 1) n = 1;
+    long n = 1;
+    auto busy = [&](long splits) {
+        const long blocks = per_split * splits, waves = (blocks + slots - 1) / slots;
+        return (double)blocks / (double)(waves * slots);
+    };
+    while (n < most && busy(n) < 0.85) n++;
     long keys = (cap + n - 1) / n;
     keys = (keys + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
     pl.split_keys = (int)keys;
