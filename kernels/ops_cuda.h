@@ -153,6 +153,15 @@ void attention_cached_cuda(hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_cache,
 size_t attention_paged_workspace_bytes(const paged_attn_shape *s, int max_tq);
 void attention_paged_cuda(const paged_attn_shape *s, hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_pool,
                           const hy_bf16 *v_pool, int max_tq, void *workspace, cudaStream_t stream);
+// The two kernels attention_paged_cuda picks between for max_tq > 1 (same arguments and rules; no
+// workspace), exposed for the tests and timings. The tensor-core one (attention_paged_prefill.cu)
+// returns 0 when it launched (or had nothing to do) and −1, launching nothing, for what it does not
+// take: D not a multiple of 16, q or a pool not 16-byte aligned, o not 4-byte aligned, more than
+// 65535 sequences. The general one takes every shape attention_paged_cuda does.
+int attention_paged_prefill_cuda(const paged_attn_shape *s, hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_pool,
+                                 const hy_bf16 *v_pool, int max_tq, cudaStream_t stream);
+void attention_paged_general_cuda(const paged_attn_shape *s, hy_bf16 *o, const hy_bf16 *q, const hy_bf16 *k_pool,
+                                  const hy_bf16 *v_pool, int max_tq, cudaStream_t stream);
 // pool row rows[t] (device) = kv row t, for T rows of width elements.
 void kv_paged_write_cuda(hy_bf16 *pool, const hy_bf16 *kv, const int32_t *rows, int T, int width,
                          cudaStream_t stream);

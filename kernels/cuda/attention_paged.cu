@@ -1,17 +1,21 @@
 // Attention of new queries against the rollout engine's paged KV pool, and the scatter that writes
 // new keys and values into it (layout: paged_attn_shape in ops_cpu.h).
 //
-// Two kernels, chosen by max_tq alone. Keys are always reached through the sequence's block
-// table, one lookup per key, so the pool's block order never matters, and positions past a
-// query's causal limit are never read, so stale pool rows (or NaN poison) cannot leak in.
+// Kernels chosen by max_tq, the shape and pointer alignment alone. Keys are always reached through
+// the sequence's block table, one lookup per key, so the pool's block order never matters, and
+// positions past a query's causal limit are never read, so stale pool rows (or NaN poison) cannot
+// leak in.
 //
-// General (max_tq > 1: prefill chunks, possibly beside decodes): the first, plain version. One
-// block of NW warps per (query, head, sequence). The block's warps take interleaved keys (warp w:
-// keys w, w + NW, ...); each lane holds D / 32 of the head's columns, so a key's score is a
-// warp-wide dot product, and each warp runs an online softmax (fp32, log2 domain) over its keys.
-// At the end the NW partial (max, sum, output) are merged in shared memory. No tensor cores: a
-// tensor-core paged variant (the flat cache's attention_cached.cu with a block-table row lookup)
-// belongs in kernels/dev until it beats this one.
+// max_tq > 1 (prefill chunks, possibly beside decodes) runs on tensor cores in
+// attention_paged_prefill.cu (attention_cached.cu's kernel with a block-table row lookup) for
+// D ≤ 256 a multiple of 16 and 16-byte aligned q and pools; other shapes fall back to the general
+// kernel here, the first, plain version. One block of NW warps per (query, head, sequence). The
+// block's warps take interleaved keys (warp w: keys w, w + NW, ...); each lane holds D / 32 of the
+// head's columns, so a key's score is a warp-wide dot product, and each warp runs an online
+// softmax (fp32, log2 domain) over its keys. At the end the NW partial (max, sum, output) are
+// merged in shared memory. No tensor cores: ~70 ms per layer for a 2048-query chunk at 8k context
+// beside 32 decodes (H 32/8, D 128, H100); kept as the fallback and as the baseline of
+// test_paged_gpu --perf.
 //
 // Decode (max_tq == 1): flash-decoding. One query per sequence is pure K/V streaming, and the
 // general grid starves it (B = 1, H = 32 gives 32 blocks, each walking every key in series: ~18 ms
@@ -449,6 +453,15 @@ extern "C" void attention_paged_cuda(const paged_attn_shape *s, hy_bf16 *o, cons
         launch_decode(s, o, q, k_pool, v_pool, workspace, stream);
         return;
     }
+    if (attention_paged_prefill_cuda(s, o, q, k_pool, v_pool, max_tq, stream) == 0) return;
+    attention_paged_general_cuda(s, o, q, k_pool, v_pool, max_tq, stream);
+}
+
+extern "C" void attention_paged_general_cuda(const paged_attn_shape *s, hy_bf16 *o, const hy_bf16 *q,
+                                             const hy_bf16 *k_pool, const hy_bf16 *v_pool, int max_tq,
+                                             cudaStream_t stream) {
+    check_shape(s);
+    if (s->n_seqs <= 0 || max_tq <= 0) return;
     paged_params p = {o, q, k_pool, v_pool, s->block_table, s->q_start, s->q_len, s->lens, s->max_blocks,
                       s->block_size, s->H, s->H_kv, s->D, s->scale * LOG2E};
     attention_paged_kernel<<<dim3(max_tq, s->H, s->n_seqs), NW * 32, 0, stream>>>(p);
