@@ -84,6 +84,11 @@ void l2norm_backward_cuda(hy_bf16 *dx, const hy_bf16 *dy, const hy_bf16 *x, cons
 // window_in. Decode is this op with one token per document.
 void conv1d_silu_forward_cuda(hy_bf16 *y, float *window_out, const hy_bf16 *x, const float *w, const float *window_in,
                               const int32_t *cu_seqlens, int n_docs, int T, int Ch, int K, cudaStream_t stream);
+// The same with the windows in a slot pool: document d's window is row rows[d] (device) of
+// window_pool (rows × Ch × (K−1) fp32), read as window_in and updated in place (rows distinct).
+void conv1d_silu_forward_pool_cuda(hy_bf16 *y, float *window_pool, const int32_t *rows, const hy_bf16 *x,
+                                   const float *w, const int32_t *cu_seqlens, int n_docs, int T, int Ch, int K,
+                                   cudaStream_t stream);
 void conv1d_silu_backward_cuda(hy_bf16 *dx, float *dw, float *dwindow_in, const hy_bf16 *dy, const hy_bf16 *x,
                                const float *w, const float *window_in, const int32_t *cu_seqlens, int n_docs, int T,
                                int Ch, int K, cudaStream_t stream);

@@ -113,6 +113,11 @@ struct hy_backend {
                             int D);
     void (*conv1d_silu_forward)(hy_backend *be, hy_act *y, float *window_out, const hy_act *x, const float *w,
                                 const float *window_in, const int32_t *cu_seqlens, int n_docs, int T, int Ch, int K);
+    // The same over a cache: document d's window is row slots[d] (host array; distinct rows) of
+    // window_pool (rows × Ch × (K−1) fp32), read and updated in place — no gather and scatter.
+    void (*conv1d_silu_forward_pool)(hy_backend *be, hy_act *y, float *window_pool, const int32_t *slots,
+                                     const hy_act *x, const float *w, const int32_t *cu_seqlens, int n_docs, int T,
+                                     int Ch, int K);
     void (*conv1d_silu_backward)(hy_backend *be, hy_act *dx, float *dw, const hy_act *dy, const hy_act *x,
                                  const float *w, const int32_t *cu_seqlens, int n_docs, int T, int Ch, int K);
     void (*gdn_gates_forward)(hy_backend *be, float *beta, float *g, const hy_act *b, const hy_act *a,

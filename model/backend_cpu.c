@@ -127,6 +127,16 @@ static void conv_fwd(hy_backend *be, hy_act *y, float *wout, const hy_act *x, co
                      const int32_t *cu, int n_docs, int T, int Ch, int K) {
     conv1d_silu_forward(y, wout, x, w, win, cu, n_docs, T, Ch, K);
 }
+// The reference of the pool form: gather the windows, run the plain op, scatter them back.
+static void conv_fwd_pool(hy_backend *be, hy_act *y, float *pool, const int32_t *slots, const hy_act *x, const float *w,
+                          const int32_t *cu, int n_docs, int T, int Ch, int K) {
+    const size_t per = (size_t)Ch * (K - 1);
+    float *win = hy_malloc(sizeof(float) * (per * (size_t)n_docs + 1));
+    f32_copy_rows(be, win, NULL, pool, slots, n_docs, per);
+    conv1d_silu_forward(y, win, x, w, win, cu, n_docs, T, Ch, K);
+    f32_copy_rows(be, pool, slots, win, NULL, n_docs, per);
+    free(win);
+}
 static void conv_bwd(hy_backend *be, hy_act *dx, float *dw, const hy_act *dy, const hy_act *x, const float *w,
                      const int32_t *cu, int n_docs, int T, int Ch, int K) {
     conv1d_silu_backward(dx, dw, NULL, dy, x, w, NULL, cu, n_docs, T, Ch, K);

@@ -452,6 +452,13 @@ void conv_fwd(hy_backend *be, hy_act *y, float *wout, const hy_act *x, const flo
               const int32_t *cu, int n_docs, int T, int Ch, int K) {
     conv1d_silu_forward_cuda((bf)y, wout, (cbf)x, w, win, cu, n_docs, T, Ch, K, S);
 }
+void conv_fwd_pool(hy_backend *be, hy_act *y, float *pool, const int32_t *slots, const hy_act *x, const float *w,
+                   const int32_t *cu, int n_docs, int T, int Ch, int K) {
+    const size_t m = mark(be);
+    const int32_t *rows = i32_upload(be, slots, (size_t)n_docs);
+    if (launch_now(be)) conv1d_silu_forward_pool_cuda((bf)y, pool, rows, (cbf)x, w, cu, n_docs, T, Ch, K, S);
+    release(be, m);
+}
 void conv_bwd(hy_backend *be, hy_act *dx, float *dw, const hy_act *dy, const hy_act *x, const float *w,
               const int32_t *cu, int n_docs, int T, int Ch, int K) {
     conv1d_silu_backward_cuda((bf)dx, dw, NULL, (cbf)dy, (cbf)x, w, NULL, cu, n_docs, T, Ch, K, S);

@@ -50,6 +50,7 @@
         (b)->l2norm_forward = LAUNCH(l2_fwd); \
         (b)->l2norm_backward = LAUNCH(l2_bwd); \
         (b)->conv1d_silu_forward = LAUNCH(conv_fwd); \
+        (b)->conv1d_silu_forward_pool = conv_fwd_pool; \
         (b)->conv1d_silu_backward = LAUNCH(conv_bwd); \
         (b)->gdn_gates_forward = LAUNCH(gates_fwd); \
         (b)->gdn_gates_backward = LAUNCH(gates_bwd); \

@@ -48,16 +48,6 @@ typedef struct {
 static hy_act *act(const fwd_ctx *f, size_t n) { return f->be->act_alloc(f->be, n); }
 static float *f32(const fwd_ctx *f, size_t n) { return f->be->f32_alloc(f->be, n); }
 
-// Gathers the cache slots' per-document state into a contiguous (n_docs, per) buffer and back.
-// One backend call each way, not one copy per document: a decode step of 32 sequences would
-// otherwise launch four copies per sequence and GDN layer.
-static void gather_state(const fwd_ctx *f, float *dst, const float *pool, size_t per) {
-    f->be->f32_copy_rows(f->be, dst, NULL, pool, f->slots, f->a->n_docs, per);
-}
-static void scatter_state(const fwd_ctx *f, float *pool, const float *src, size_t per) {
-    f->be->f32_copy_rows(f->be, pool, f->slots, src, NULL, f->a->n_docs, per);
-}
-
 // The GDN mixer over a cached batch: each maximal run of consecutive documents that are all one
 // token long (decode) runs the recurrence on its slots' states in the pool, in place; each run of
 // longer ones gathers its states, runs the chunked form and scatters them back.
@@ -127,15 +117,12 @@ static void gdn_layer_forward(const fwd_ctx *f, int l, hy_layer_acts *la, const 
     la->mixed = act(f, (size_t)T * conv_dim);
     la->conv_out = act(f, (size_t)T * conv_dim);
     be->linear_forward(be, la->mixed, la->xn, w->qkv_proj, T, C, conv_dim);
-    const size_t win_per = (size_t)conv_dim * (K - 1);
-    float *window = NULL;
-    if (f->cache) {
-        window = f32(f, a->n_docs * win_per);
-        gather_state(f, window, f->cache->conv_window[l], win_per);
-    }
-    be->conv1d_silu_forward(be, la->conv_out, window, la->mixed, p->conv, window, a->cu_seqlens, a->n_docs, T,
-                            conv_dim, K);
-    if (f->cache) scatter_state(f, f->cache->conv_window[l], window, win_per);
+    if (f->cache)  // each document continues its slot's window, read and updated in the pool
+        be->conv1d_silu_forward_pool(be, la->conv_out, f->cache->conv_window[l], f->slots, la->mixed, p->conv,
+                                     a->cu_seqlens, a->n_docs, T, conv_dim, K);
+    else
+        be->conv1d_silu_forward(be, la->conv_out, NULL, la->mixed, p->conv, NULL, a->cu_seqlens, a->n_docs, T,
+                                conv_dim, K);
 
     la->q = act(f, (size_t)T * kdim);
     la->k = act(f, (size_t)T * kdim);

@@ -136,7 +136,8 @@ __device__ __forceinline__ void conv_preact_rows(float (&acc)[VEC], float (&in)[
 template <int VEC, int KMAX>
 __global__ void conv1d_forward_kernel(hy_bf16 *__restrict__ y, const hy_bf16 *__restrict__ x,
                                       const float *__restrict__ w, const float *__restrict__ window_in,
-                                      const int32_t *__restrict__ cu, int n_docs, int T, int Ch, int K) {
+                                      const int32_t *__restrict__ rows, const int32_t *__restrict__ cu, int n_docs,
+                                      int T, int Ch, int K) {
     constexpr int R = kRun + KMAX - 1;  // x rows t0 − (KMAX−1) .. t0 + kRun − 1
     const int c = (blockIdx.x * kFwdChanLanes + threadIdx.x) * VEC;
     if (c >= Ch) return;
@@ -154,7 +155,9 @@ __global__ void conv1d_forward_kernel(hy_bf16 *__restrict__ y, const hy_bf16 *__
             if (t >= T) break;
             while (t >= cu[d + 1]) d++;
             float acc[VEC], in[KMAX][VEC];
-            conv_preact_rows<VEC, KMAX, R>(acc, in, wr, xr, i, t0, window_in, d, cu[d], c, Ch, K);
+            // document d's window: its row of window_in, or row rows[d] of a slot pool
+            const float *win = window_in ? window_in + (size_t)(rows ? rows[d] : d) * Ch * (K - 1) : nullptr;
+            conv_preact_rows<VEC, KMAX, R>(acc, in, wr, xr, i, t0, win, 0, cu[d], c, Ch, K);
 #pragma unroll
             for (int k = 0; k < VEC; k++) acc[k] *= hy::fast_sigmoid(acc[k]);
             hy::store_bf16<VEC>(y + (size_t)t * Ch + c, acc);
@@ -165,10 +168,12 @@ __global__ void conv1d_forward_kernel(hy_bf16 *__restrict__ y, const hy_bf16 *__
 // One thread per (document, channel): reads the old window first, then writes the new one.
 template <int KMAX>
 __global__ void conv1d_window_kernel(float *window_out, const hy_bf16 *__restrict__ x, const float *window_in,
-                                     const int32_t *__restrict__ cu, int n_docs, int Ch, int K) {
+                                     const int32_t *__restrict__ rows, const int32_t *__restrict__ cu, int n_docs,
+                                     int Ch, int K) {
     const size_t n = (size_t)n_docs * Ch;
-    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (size_t)gridDim.x * blockDim.x) {
-        const int d = (int)(idx / Ch), c = (int)(idx % Ch);
+    for (size_t i_dc = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i_dc < n; i_dc += (size_t)gridDim.x * blockDim.x) {
+        const int d = (int)(i_dc / Ch), c = (int)(i_dc % Ch);
+        const size_t idx = (size_t)(rows ? rows[d] : d) * Ch + c;  // the window's (row, channel)
         const int start = cu[d], len = cu[d + 1] - start;
         float old[KMAX - 1], next[KMAX - 1];
 #pragma unroll
@@ -324,21 +329,23 @@ __global__ void conv1d_dwindow_kernel(float *__restrict__ dwindow_in, const hy_b
 
 template <int KMAX>
 void forward_k(hy_bf16 *y, float *window_out, const hy_bf16 *x, const float *w, const float *window_in,
-               const int32_t *cu, int n_docs, int T, int Ch, int K, cudaStream_t stream) {
+               const int32_t *rows, const int32_t *cu, int n_docs, int T, int Ch, int K, cudaStream_t stream) {
     if (T > 0) {
         const int vec = hy::pick_vec(2, {{y, 2}, {x, 2}}, {Ch});
         const long nvec = Ch / vec, nruns = ((long)T + kRun - 1) / kRun;
         const long gy = (nruns + kFwdRunLanes - 1) / kFwdRunLanes;
         const dim3 grid((unsigned)((nvec + kFwdChanLanes - 1) / kFwdChanLanes), (unsigned)(gy < 65535 ? gy : 65535));
         const dim3 block(kFwdChanLanes, kFwdRunLanes);
-        if (vec == 2) conv1d_forward_kernel<2, KMAX><<<grid, block, 0, stream>>>(y, x, w, window_in, cu, n_docs, T, Ch, K);
-        else conv1d_forward_kernel<1, KMAX><<<grid, block, 0, stream>>>(y, x, w, window_in, cu, n_docs, T, Ch, K);
+        if (vec == 2)
+            conv1d_forward_kernel<2, KMAX><<<grid, block, 0, stream>>>(y, x, w, window_in, rows, cu, n_docs, T, Ch, K);
+        else
+            conv1d_forward_kernel<1, KMAX><<<grid, block, 0, stream>>>(y, x, w, window_in, rows, cu, n_docs, T, Ch, K);
         CUDA_CHECK_LAUNCH();
     }
     if (window_out && K > 1) {
         const size_t n = (size_t)n_docs * Ch;
-        conv1d_window_kernel<KMAX><<<hy::stream_blocks(n, 256), 256, 0, stream>>>(window_out, x, window_in, cu, n_docs,
-                                                                                    Ch, K);
+        conv1d_window_kernel<KMAX><<<hy::stream_blocks(n, 256), 256, 0, stream>>>(window_out, x, window_in, rows, cu,
+                                                                                    n_docs, Ch, K);
         CUDA_CHECK_LAUNCH();
     }
 }
@@ -373,8 +380,19 @@ extern "C" void conv1d_silu_forward_cuda(hy_bf16 *y, float *window_out, const hy
                                          const float *window_in, const int32_t *cu_seqlens, int n_docs, int T, int Ch,
                                          int K, cudaStream_t stream) {
     if (n_docs <= 0 || Ch <= 0) return;
-    if (K >= 1 && K <= 4) forward_k<4>(y, window_out, x, w, window_in, cu_seqlens, n_docs, T, Ch, K, stream);
-    else if (K >= 1 && K <= 8) forward_k<8>(y, window_out, x, w, window_in, cu_seqlens, n_docs, T, Ch, K, stream);
+    if (K >= 1 && K <= 4) forward_k<4>(y, window_out, x, w, window_in, nullptr, cu_seqlens, n_docs, T, Ch, K, stream);
+    else if (K >= 1 && K <= 8) forward_k<8>(y, window_out, x, w, window_in, nullptr, cu_seqlens, n_docs, T, Ch, K, stream);
+    else unsupported_k(K);
+}
+
+extern "C" void conv1d_silu_forward_pool_cuda(hy_bf16 *y, float *window_pool, const int32_t *rows, const hy_bf16 *x,
+                                              const float *w, const int32_t *cu_seqlens, int n_docs, int T, int Ch,
+                                              int K, cudaStream_t stream) {
+    if (n_docs <= 0 || Ch <= 0) return;
+    // in place: the forward kernel reads every window before the window kernel (next on the
+    // stream) rewrites it, and each document owns its row
+    if (K >= 1 && K <= 4) forward_k<4>(y, window_pool, x, w, window_pool, rows, cu_seqlens, n_docs, T, Ch, K, stream);
+    else if (K >= 1 && K <= 8) forward_k<8>(y, window_pool, x, w, window_pool, rows, cu_seqlens, n_docs, T, Ch, K, stream);
     else unsupported_k(K);
 }
 

@@ -463,6 +463,30 @@ void test_conv1d(hy_rng *r) {
         tally(check_bf16("dx (+=)", download_bf16(d_dx->p, n), dx));
         tally(check_sum("dw (+=)", download(d_dw->p, dw.size()), dw, dw0));
         tally(check_sum("dwindow_in (+=)", download(d_dwin->p, nw), dwin, dwin0, 1e-5));
+        if (!c.window_in || K < 2) continue;
+        // the pool form (the rollout cache): windows at rows of a larger pool, in reverse order with
+        // spare rows around them; the same y bit for bit, the rows updated in place, the rest untouched
+        const size_t per = (size_t)Ch * (K - 1);
+        const int n_rows = n_docs + 3;
+        std::vector<int32_t> rows(n_docs);
+        std::vector<float> pool((size_t)n_rows * per, 7.0f);
+        for (int d = 0; d < n_docs; d++) {
+            rows[d] = n_rows - 2 - d;
+            std::copy(win.begin() + (long)(d * per), win.begin() + (long)((d + 1) * per), pool.begin() + (long)(rows[d] * per));
+        }
+        std::vector<float> want_pool = pool;
+        for (int d = 0; d < n_docs; d++)
+            std::copy(wout.begin() + (long)(d * per), wout.begin() + (long)((d + 1) * per), want_pool.begin() + (long)(rows[d] * per));
+        auto d_pool = up(pool);
+        auto d_rows = up(rows);
+        auto d_yp = alloc<__nv_bfloat16>(n);
+        conv1d_silu_forward_pool_cuda(d_yp->p, d_pool->p, d_rows->p, d_x->p, d_w->p, d_cu->p, n_docs, T, Ch, K, 0);
+        sync();
+        const auto y_plain = download_bf16(d_y->p, n), y_pool = download_bf16(d_yp->p, n);
+        const bool same = y_plain == y_pool;
+        printf("  pool form, rows reversed: y %s the plain kernel's\n", same ? "bit-identical to" : "DIFFERS from");
+        tally(same ? 0 : 1);
+        tally(check_f32("pool rows (in place) and the rest", download(d_pool->p, pool.size()), want_pool, 0, 0));
     }
 }
 
